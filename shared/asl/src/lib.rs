@@ -1,0 +1,1 @@
+//! Local ASL engine (in progress).

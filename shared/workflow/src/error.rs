@@ -1,0 +1,220 @@
+//! The one list of errors a dbsync step can raise.
+//!
+//! Each variant has a stable PascalCase name. In Lambda it becomes the
+//! `errorType` Step Functions matches in `Retry`/`Catch`, so a name never
+//! changes once released; the state machine, the README's troubleshooting
+//! table and the tests all refer to these strings. Messages say what to do
+//! and never carry secrets, connection strings or full SQL text (they become
+//! the execution's visible `Cause`).
+
+use lambda_runtime::Diagnostic;
+
+/// Every failure a step reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The function's environment/configuration is wrong (missing or bad variable).
+    #[error("configuration error: {0}")]
+    Configuration(String),
+
+    /// The step's input document is not what it accepts.
+    #[error("invalid step input: {0}")]
+    InvalidInput(String),
+
+    /// The DMS-style table-mapping rules cannot be used.
+    #[error("invalid table mappings: {0}")]
+    InvalidTableMappings(String),
+
+    /// A destructive step was pointed at a database that was never opted in.
+    #[error(
+        "database {database:?} is not opted in as a sync target; run `dbsync init-target` \
+         (or the SQL in the README) against the staging database once, and never against production"
+    )]
+    TargetNotOptedIn { database: String },
+
+    /// Another sync holds the target (two runs at once).
+    #[error("another sync is in progress on this target ({0}); wait for it to finish")]
+    SyncInProgress(String),
+
+    /// The server could not be reached or the connection broke. Transient.
+    #[error("database unavailable: {0}; check the host, port, network path (VPC, security group) and that the server is up")]
+    DatabaseUnavailable(String),
+
+    /// The server rejected the credentials.
+    #[error("database authentication failed: {0}; check the user and password (or the secret)")]
+    AuthenticationFailed(String),
+
+    /// TLS could not be set up or the server certificate was rejected.
+    #[error("TLS error: {0}")]
+    Tls(String),
+
+    /// A lock could not be taken within `lock_timeout`. Transient: retry later.
+    #[error("timed out waiting for a lock ({0}); another session holds it — retry, or find the blocker in pg_stat_activity")]
+    LockTimeout(String),
+
+    /// A statement ran past `statement_timeout`.
+    #[error("statement timed out ({0}); raise the step's time budget or run when the database is less busy")]
+    StatementTimeout(String),
+
+    /// Any other error reported by PostgreSQL (SQLSTATE and server message only).
+    #[error("database error {code}: {message}")]
+    Database { code: String, message: String },
+
+    /// A saved foreign key's name is taken on its table by a different definition.
+    #[error("constraint(s) exist with the same name but a different definition: {0}; rename or drop them, then rerun restore")]
+    ConstraintConflict(String),
+
+    /// Foreign keys could not be validated because of orphan rows (ORPHAN_POLICY=fail).
+    #[error("orphan rows block validation: {0}; the constraints stay NOT VALID and saved — fix the rows (or set ORPHAN_POLICY=delete / keep-not-valid) and rerun restore")]
+    OrphanRows(String),
+
+    /// One VALIDATE did not finish within a whole invocation's time budget.
+    #[error("validating {0} did not finish within the step's time budget; raise the restore function's timeout or validate it by hand")]
+    ValidationTimeout(String),
+
+    /// A sequence cannot be moved past the data (value outside its bounds).
+    #[error("sequence value out of range: {0}; widen the sequence (ALTER SEQUENCE … MAXVALUE/MINVALUE or AS bigint) and rerun")]
+    SequenceOutOfRange(String),
+}
+
+impl StepError {
+    /// Every name a step can raise, for the check that the state machine handles them all.
+    pub const NAMES: &'static [&'static str] = &[
+        "ConfigurationError",
+        "InvalidInput",
+        "InvalidTableMappings",
+        "TargetNotOptedIn",
+        "SyncInProgress",
+        "DatabaseUnavailable",
+        "DatabaseAuthenticationFailed",
+        "DatabaseTlsError",
+        "LockTimeout",
+        "StatementTimeout",
+        "DatabaseError",
+        "ConstraintConflict",
+        "OrphanRowsFound",
+        "ValidationTimeout",
+        "SequenceOutOfRange",
+    ];
+
+    /// Names worth retrying in the state machine (with backoff).
+    pub const TRANSIENT: &'static [&'static str] = &["DatabaseUnavailable", "LockTimeout"];
+
+    /// The stable name (Step Functions `Error`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Configuration(_) => "ConfigurationError",
+            Self::InvalidInput(_) => "InvalidInput",
+            Self::InvalidTableMappings(_) => "InvalidTableMappings",
+            Self::TargetNotOptedIn { .. } => "TargetNotOptedIn",
+            Self::SyncInProgress(_) => "SyncInProgress",
+            Self::DatabaseUnavailable(_) => "DatabaseUnavailable",
+            Self::AuthenticationFailed(_) => "DatabaseAuthenticationFailed",
+            Self::Tls(_) => "DatabaseTlsError",
+            Self::LockTimeout(_) => "LockTimeout",
+            Self::StatementTimeout(_) => "StatementTimeout",
+            Self::Database { .. } => "DatabaseError",
+            Self::ConstraintConflict(_) => "ConstraintConflict",
+            Self::OrphanRows(_) => "OrphanRowsFound",
+            Self::ValidationTimeout(_) => "ValidationTimeout",
+            Self::SequenceOutOfRange(_) => "SequenceOutOfRange",
+        }
+    }
+
+    /// Whether a later attempt can succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        Self::TRANSIENT.contains(&self.name())
+    }
+}
+
+impl From<StepError> for Diagnostic {
+    fn from(e: StepError) -> Self {
+        Diagnostic {
+            error_type: e.name().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<StepError> {
+        vec![
+            StepError::Configuration("DATABASE_URL is not set".into()),
+            StepError::InvalidInput("expected an object".into()),
+            StepError::InvalidTableMappings("rule 1: missing object-locator".into()),
+            StepError::TargetNotOptedIn {
+                database: "staging".into(),
+            },
+            StepError::SyncInProgress("run 42".into()),
+            StepError::DatabaseUnavailable("connection refused".into()),
+            StepError::AuthenticationFailed("password authentication failed".into()),
+            StepError::Tls("invalid peer certificate".into()),
+            StepError::LockTimeout("dropping foreign keys".into()),
+            StepError::StatementTimeout("validating a constraint".into()),
+            StepError::Database {
+                code: "42P01".into(),
+                message: "relation does not exist".into(),
+            },
+            StepError::ConstraintConflict("public.a.fk".into()),
+            StepError::OrphanRows("public.a.fk: 3 rows".into()),
+            StepError::ValidationTimeout("public.a.fk".into()),
+            StepError::SequenceOutOfRange("public.s: 40000 > 32767".into()),
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_a_listed_unique_name() {
+        let names: Vec<_> = samples().iter().map(StepError::name).collect();
+        assert_eq!(names, StepError::NAMES, "NAMES must list every variant, in order");
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "names must be unique");
+        for n in names {
+            assert!(!n.starts_with("States."), "{n} uses the reserved States. prefix");
+            assert!(n.chars().next().unwrap().is_ascii_uppercase() && !n.contains(':'), "{n}");
+        }
+    }
+
+    #[test]
+    fn diagnostics_are_pinned() {
+        // The serialized form is what Step Functions sees; pin it exactly.
+        let d: Diagnostic = StepError::TargetNotOptedIn {
+            database: "staging".into(),
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({
+                "errorType": "TargetNotOptedIn",
+                "errorMessage": "database \"staging\" is not opted in as a sync target; run `dbsync init-target` (or the SQL in the README) against the staging database once, and never against production"
+            })
+        );
+        let d: Diagnostic = StepError::LockTimeout("dropping foreign keys".into()).into();
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({
+                "errorType": "LockTimeout",
+                "errorMessage": "timed out waiting for a lock (dropping foreign keys); another session holds it — retry, or find the blocker in pg_stat_activity"
+            })
+        );
+        for e in samples() {
+            let name = e.name();
+            let msg = e.to_string();
+            let d: Diagnostic = e.into();
+            assert_eq!(d.error_type, name);
+            assert_eq!(d.error_message, msg);
+        }
+    }
+
+    #[test]
+    fn transient_names_are_known() {
+        for t in StepError::TRANSIENT {
+            assert!(StepError::NAMES.contains(t));
+        }
+        assert!(StepError::LockTimeout(String::new()).is_transient());
+        assert!(!StepError::OrphanRows(String::new()).is_transient());
+    }
+}

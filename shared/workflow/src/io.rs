@@ -1,0 +1,111 @@
+//! Step input and output documents (camelCase JSON, as the state machine sees them).
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::StepError;
+
+/// Parses a step's event, turning any mismatch into the stable `InvalidInput`
+/// error (the runtime's own deserialisation error would surface a Rust type name).
+pub fn parse_input<T: DeserializeOwned>(event: serde_json::Value) -> Result<T, StepError> {
+    if !event.is_object() {
+        return Err(StepError::InvalidInput(format!(
+            "expected a JSON object, got {}",
+            kind(&event)
+        )));
+    }
+    serde_json::from_value(event).map_err(|e| StepError::InvalidInput(e.to_string()))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Input of the database steps. Everything they need is configuration or lives
+/// in the target; unknown fields are accepted so the state machine can pass its
+/// whole state.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbStepInput {}
+
+/// Output of `drop-fks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropFksOutput {
+    /// Tables selected by the table mappings.
+    pub tables: u64,
+    /// Foreign keys dropped by this invocation.
+    pub dropped: u64,
+    /// Foreign keys saved in the target and waiting to be restored (this run's and any earlier).
+    pub saved: u64,
+}
+
+/// One constraint that could not be validated because of orphan rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanReport {
+    /// `schema.table.constraint`, identifiers quoted where needed.
+    pub constraint: String,
+    pub orphan_rows: u64,
+}
+
+/// Output of `restore-fks`. The state machine loops while `remaining > 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFksOutput {
+    /// Constraints re-created (NOT VALID, or validated on the spot where PostgreSQL requires it).
+    pub added: u64,
+    /// Constraints validated by this invocation.
+    pub validated: u64,
+    /// Constraints skipped because an identical one already existed.
+    pub skipped_existing: u64,
+    /// Constraints still waiting for validation (call again).
+    pub remaining: u64,
+    /// Orphan rows deleted (ORPHAN_POLICY=delete).
+    pub deleted_orphan_rows: u64,
+    /// Constraints left NOT VALID on purpose (ORPHAN_POLICY=keep-not-valid); at most a few listed.
+    pub kept_not_valid: Vec<OrphanReport>,
+}
+
+/// Output of `fix-sequences`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixSequencesOutput {
+    /// Sequences behind the selected tables' columns.
+    pub sequences: u64,
+    /// Sequences whose position was changed.
+    pub changed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn db_input_accepts_any_object_and_rejects_the_rest() {
+        parse_input::<DbStepInput>(json!({})).unwrap();
+        parse_input::<DbStepInput>(json!({"source": "schedule", "x": [1]})).unwrap();
+        let e = parse_input::<DbStepInput>(json!([1])).unwrap_err();
+        assert_eq!(e.name(), "InvalidInput");
+        assert!(e.to_string().contains("an array"), "{e}");
+    }
+
+    #[test]
+    fn outputs_are_camel_case() {
+        let v = serde_json::to_value(RestoreFksOutput {
+            remaining: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(v["remaining"], 2);
+        assert!(v.get("skippedExisting").is_some());
+        assert!(v.get("deletedOrphanRows").is_some());
+    }
+}
