@@ -1,0 +1,476 @@
+//! Foreign keys: capture + drop before the copy, restore + validate after.
+//!
+//! The saved definitions live in the target (`dbsync.saved_fk`) and are written
+//! in the same transaction that drops the constraints, so no crash can lose
+//! one; a definition is deleted only in the transaction that finishes restoring it.
+
+use std::{str::FromStr, time::Duration};
+
+use dbsync_workflow::{
+    io::{DropFksOutput, OrphanReport, RestoreFksOutput},
+    StepError,
+};
+use tokio_postgres::{types::Type, Client, Row};
+
+use crate::{classify, selected_tables, sql, Budget, Selection, StepLimits};
+
+/// What restore does when rows violate a foreign key (DMS's full load is not a
+/// consistent snapshot, so a child row can arrive without its parent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrphanPolicy {
+    /// Leave the constraint NOT VALID (still saved) and fail with the counts.
+    #[default]
+    Fail,
+    /// Delete the orphan rows, then validate.
+    Delete,
+    /// Leave the constraint NOT VALID on purpose and report it.
+    KeepNotValid,
+}
+
+impl FromStr for OrphanPolicy {
+    type Err = StepError;
+    fn from_str(s: &str) -> Result<Self, StepError> {
+        match s {
+            "fail" => Ok(Self::Fail),
+            "delete" => Ok(Self::Delete),
+            "keep-not-valid" => Ok(Self::KeepNotValid),
+            other => Err(StepError::Configuration(format!(
+                "ORPHAN_POLICY {other:?} is not one of fail, delete, keep-not-valid"
+            ))),
+        }
+    }
+}
+
+/// The foreign keys a sync would lift, as (child table, constraint, parent
+/// table). Read-only.
+pub async fn plan(client: &mut Client, selection: &Selection) -> Result<Vec<(String, String, String)>, StepError> {
+    let ctx = "planning";
+    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
+    tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL transaction_read_only = on")
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    let oids: Vec<u32> = selected_tables(&tx, selection).await?.iter().map(|t| t.oid).collect();
+    let rows = tx
+        .query_typed(&sql::plan_fks(), &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Saves and drops every foreign key on or referencing a selected table, in one
+/// transaction and a constant number of round trips.
+pub async fn drop_fks(
+    client: &mut Client,
+    selection: &Selection,
+    limits: StepLimits,
+    budget: Budget,
+) -> Result<DropFksOutput, StepError> {
+    let ctx = "dropping foreign keys";
+    let err = |e| classify(e, ctx);
+    let tx = client.transaction().await.map_err(err)?;
+    tx.batch_execute(&sql::prelude(
+        budget.statement_timeout(limits.statement_timeout),
+        limits.lock_timeout,
+        true,
+    ))
+    .await
+    .map_err(err)?;
+    let tables = selected_tables(&tx, selection).await?;
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let plan = tx
+        .query_typed(&sql::capture_and_plan_drop(), &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(err)?;
+    let mut dropped = 0u64;
+    let mut statements = String::new();
+    for row in &plan {
+        statements.push_str(row.get::<_, &str>(0));
+        statements.push_str(";\n");
+        dropped += row.get::<_, i64>(1) as u64;
+    }
+    if !statements.is_empty() {
+        tx.batch_execute(&statements).await.map_err(err)?;
+    }
+    let saved: i64 = tx.query_typed_one(sql::COUNT_SAVED, &[]).await.map_err(err)?.get(0);
+    tx.commit().await.map_err(err)?;
+    Ok(DropFksOutput {
+        tables: tables.len() as u64,
+        dropped,
+        saved: saved as u64,
+    })
+}
+
+/// Settings of the restore step.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreOptions {
+    pub policy: OrphanPolicy,
+    pub limits: StepLimits,
+    /// Below this much remaining budget, stop and let the state machine call again.
+    pub min_slice: Duration,
+}
+
+/// One saved foreign key and its live counterpart.
+struct Saved {
+    schema: String,
+    table: String,
+    name: String,
+    definition: String,
+    was_validated: bool,
+    on_partitioned: bool,
+    state: String,
+    table_exists: bool,
+    live_type: Option<String>,
+    live_definition: Option<String>,
+    live_validated: Option<bool>,
+    server_version: i32,
+    child_table: String,
+    child_only: bool,
+    parent_table: String,
+    parent_only: bool,
+    child_columns: Vec<String>,
+    parent_columns: Vec<String>,
+    match_full: bool,
+}
+
+impl Saved {
+    fn from_row(r: &Row) -> Self {
+        Self {
+            schema: r.get(0),
+            table: r.get(1),
+            name: r.get(2),
+            definition: r.get(3),
+            was_validated: r.get(4),
+            on_partitioned: r.get(5),
+            state: r.get(6),
+            table_exists: r.get(7),
+            live_type: r.get(8),
+            live_definition: r.get(9),
+            live_validated: r.get(10),
+            server_version: r.get(11),
+            child_table: r.get(12),
+            child_only: r.get(13),
+            parent_table: r.get(14),
+            parent_only: r.get(15),
+            child_columns: r.get(16),
+            parent_columns: r.get(17),
+            match_full: r.get(18),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}.{}", self.child_table, sql::ident(&self.name))
+    }
+
+    fn key(&self) -> String {
+        sql::saved_key(&self.schema, &self.table, &self.name)
+    }
+
+    /// Whether the original constraint was validated (so the copy must be too).
+    /// `NOT ENFORCED` constraints (PostgreSQL 18) are never validated.
+    fn must_validate(&self) -> bool {
+        self.was_validated && !self.definition.contains(" NOT ENFORCED")
+    }
+
+    fn definition_not_valid(&self) -> String {
+        if self.must_validate() {
+            format!("{} NOT VALID", self.definition)
+        } else {
+            self.definition.clone()
+        }
+    }
+
+    fn orphan_predicate(&self) -> String {
+        sql::orphan_predicate(
+            &self.parent_table,
+            self.parent_only,
+            &self.child_columns,
+            &self.parent_columns,
+            self.match_full,
+        )
+    }
+}
+
+fn strip_not_valid(d: &str) -> &str {
+    d.strip_suffix(" NOT VALID").unwrap_or(d)
+}
+
+/// What the validation loop does with one constraint.
+enum Work {
+    /// Exists NOT VALID: `VALIDATE CONSTRAINT`.
+    Validate(Saved),
+    /// FK on a partitioned table before PostgreSQL 18 (no NOT VALID there):
+    /// add it with validation.
+    AddValidated(Saved),
+}
+
+impl Work {
+    fn saved(&self) -> &Saved {
+        match self {
+            Work::Validate(s) | Work::AddValidated(s) => s,
+        }
+    }
+
+    fn statement(&self) -> String {
+        match self {
+            Work::Validate(s) => sql::validate_constraint(&s.child_table, &s.name),
+            Work::AddValidated(s) => sql::add_constraint(&s.child_table, &s.name, &s.definition),
+        }
+    }
+}
+
+/// Re-adds saved foreign keys `NOT VALID`, then validates them one by one
+/// while the budget lasts. `remaining > 0` in the output means "call again".
+pub async fn restore_fks(
+    client: &mut Client,
+    opts: RestoreOptions,
+    budget: Budget,
+) -> Result<RestoreFksOutput, StepError> {
+    let mut out = RestoreFksOutput::default();
+    let queue = add_phase(client, &opts, budget, &mut out).await?;
+    validate_phase(client, &opts, budget, queue, &mut out).await
+}
+
+/// Phase 1, one transaction: every missing constraint comes back NOT VALID
+/// (instant), or nothing does when any saved name is taken by another definition.
+async fn add_phase(
+    client: &mut Client,
+    opts: &RestoreOptions,
+    budget: Budget,
+    out: &mut RestoreFksOutput,
+) -> Result<Vec<Work>, StepError> {
+    let ctx = "re-adding foreign keys";
+    let err = |e| classify(e, ctx);
+    let tx = client.transaction().await.map_err(err)?;
+    tx.batch_execute(&sql::prelude(
+        budget.statement_timeout(opts.limits.statement_timeout),
+        opts.limits.lock_timeout,
+        true,
+    ))
+    .await
+    .map_err(err)?;
+    let saved: Vec<Saved> = tx
+        .query_typed(sql::RESTORE_STATUS, &[])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(Saved::from_row)
+        .collect();
+
+    let mut conflicts = Vec::new();
+    let mut adds = String::new();
+    let mut now_added: [Vec<&str>; 3] = Default::default();
+    let mut finished: [Vec<&str>; 3] = Default::default();
+    let mut queue_idx = Vec::new();
+    for (i, s) in saved.iter().enumerate() {
+        if !s.table_exists {
+            conflicts.push(format!("{} (table no longer exists)", s.label()));
+            continue;
+        }
+        match (&s.live_type, &s.live_definition) {
+            (Some(t), Some(live)) => {
+                if t != "f" || strip_not_valid(live) != strip_not_valid(&s.definition) {
+                    conflicts.push(s.label());
+                } else if s.state == "kept_not_valid" {
+                    // Accepted as NOT VALID by policy earlier in this run.
+                } else if !s.must_validate() || s.live_validated == Some(true) {
+                    out.skipped_existing += 1;
+                    push_key(&mut finished, s);
+                } else {
+                    if s.state == "dropped" {
+                        out.skipped_existing += 1;
+                        push_key(&mut now_added, s);
+                    }
+                    queue_idx.push((i, false));
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => unreachable!("type and definition come from one row"),
+            (None, None) => {
+                if s.must_validate() && s.on_partitioned && s.server_version < 180_000 {
+                    queue_idx.push((i, true));
+                    continue;
+                }
+                adds.push_str(&sql::add_constraint(&s.child_table, &s.name, &s.definition_not_valid()));
+                adds.push_str(";\n");
+                out.added += 1;
+                if s.must_validate() {
+                    push_key(&mut now_added, s);
+                    queue_idx.push((i, false));
+                } else {
+                    push_key(&mut finished, s);
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        // Nothing was changed: the transaction rolls back on drop.
+        return Err(StepError::ConstraintConflict(summarize(&conflicts)));
+    }
+    if !adds.is_empty() {
+        tx.batch_execute(&adds).await.map_err(err)?;
+    }
+    if !now_added[0].is_empty() || !finished[0].is_empty() {
+        let [a0, a1, a2] = &now_added;
+        let [f0, f1, f2] = &finished;
+        tx.query_typed(
+            sql::RECORD_RESTORE_PROGRESS,
+            &[
+                (a0, Type::TEXT_ARRAY),
+                (a1, Type::TEXT_ARRAY),
+                (a2, Type::TEXT_ARRAY),
+                (f0, Type::TEXT_ARRAY),
+                (f1, Type::TEXT_ARRAY),
+                (f2, Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)?;
+
+    let mut slots: Vec<Option<Saved>> = saved.into_iter().map(Some).collect();
+    Ok(queue_idx
+        .into_iter()
+        .map(|(i, add)| {
+            let s = slots[i].take().expect("each saved FK is queued once");
+            if add {
+                Work::AddValidated(s)
+            } else {
+                Work::Validate(s)
+            }
+        })
+        .collect())
+}
+
+fn push_key<'a>(v: &mut [Vec<&'a str>; 3], s: &'a Saved) {
+    v[0].push(&s.schema);
+    v[1].push(&s.table);
+    v[2].push(&s.name);
+}
+
+/// Phase 2: validate one constraint per transaction (validation can take long
+/// on big tables; each success is kept even if the invocation ends early).
+async fn validate_phase(
+    client: &mut Client,
+    opts: &RestoreOptions,
+    budget: Budget,
+    queue: Vec<Work>,
+    out: &mut RestoreFksOutput,
+) -> Result<RestoreFksOutput, StepError> {
+    let ctx = "validating foreign keys";
+    let total = queue.len();
+    let mut done = 0usize;
+    let mut orphan_failures = Vec::new();
+    for work in &queue {
+        if budget.remaining() < opts.min_slice {
+            break;
+        }
+        let s = work.saved();
+        let timeout = budget.statement_timeout(opts.limits.statement_timeout);
+        let batch = format!(
+            "BEGIN;\n{}{};\n{};\nCOMMIT;",
+            sql::prelude(timeout, opts.limits.lock_timeout, false),
+            work.statement(),
+            sql::forget_saved(&s.key())
+        );
+        match client.batch_execute(&batch).await {
+            Ok(()) => {
+                out.validated += 1;
+                done += 1;
+            }
+            Err(e) => {
+                // The batch stopped inside its transaction; end it before anything else.
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    return Err(classify(e, ctx));
+                }
+                match e.as_db_error().map(|d| d.code().code()) {
+                    Some("23503") => {
+                        handle_orphans(client, opts, budget, work, out, &mut orphan_failures).await?;
+                        done += 1;
+                    }
+                    Some("57014") if done == 0 && out.validated == 0 => {
+                        // It had the whole invocation and still did not finish: looping would never end.
+                        return Err(StepError::ValidationTimeout(s.label()));
+                    }
+                    Some("57014") => break,
+                    _ => return Err(classify(e, ctx)),
+                }
+            }
+        }
+    }
+    if !orphan_failures.is_empty() {
+        return Err(StepError::OrphanRows(summarize(&orphan_failures)));
+    }
+    out.remaining = (total - done) as u64;
+    Ok(std::mem::take(out))
+}
+
+async fn handle_orphans(
+    client: &mut Client,
+    opts: &RestoreOptions,
+    budget: Budget,
+    work: &Work,
+    out: &mut RestoreFksOutput,
+    failures: &mut Vec<String>,
+) -> Result<(), StepError> {
+    let ctx = "checking orphan rows";
+    let err = |e| classify(e, ctx);
+    let s = work.saved();
+    let predicate = s.orphan_predicate();
+    let policy = match (opts.policy, work) {
+        // A partitioned table before PostgreSQL 18 cannot hold a NOT VALID FK.
+        (OrphanPolicy::KeepNotValid, Work::AddValidated(_)) => OrphanPolicy::Fail,
+        (p, _) => p,
+    };
+    match policy {
+        OrphanPolicy::Fail | OrphanPolicy::KeepNotValid => {
+            let count: i64 = client
+                .query_typed_one(&sql::count_orphans(&s.child_table, s.child_only, &predicate), &[])
+                .await
+                .map_err(err)?
+                .get(0);
+            if policy == OrphanPolicy::Fail {
+                failures.push(format!("{}: {count} orphan row(s)", s.label()));
+            } else {
+                client.batch_execute(&sql::keep_not_valid(&s.key())).await.map_err(err)?;
+                out.kept_not_valid.push(OrphanReport {
+                    constraint: s.label(),
+                    orphan_rows: count as u64,
+                });
+            }
+        }
+        OrphanPolicy::Delete => {
+            let tx = client.transaction().await.map_err(err)?;
+            tx.batch_execute(&sql::prelude(
+                budget.statement_timeout(opts.limits.statement_timeout),
+                opts.limits.lock_timeout,
+                false,
+            ))
+            .await
+            .map_err(err)?;
+            let delete = sql::delete_orphans(&s.child_table, s.child_only, &predicate);
+            // A self-reference can orphan the children of a deleted row: repeat until none are left.
+            loop {
+                let n = tx.execute_typed(&delete, &[]).await.map_err(err)?;
+                out.deleted_orphan_rows += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            tx.batch_execute(&format!("{};\n{}", work.statement(), sql::forget_saved(&s.key())))
+                .await
+                .map_err(|e| classify(e, "validating foreign keys"))?;
+            tx.commit().await.map_err(err)?;
+            out.validated += 1;
+        }
+    }
+    Ok(())
+}
+
+fn summarize(items: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    if items.len() > SHOWN {
+        s.push_str(&format!("; and {} more", items.len() - SHOWN));
+    }
+    s
+}

@@ -1,0 +1,388 @@
+//! Every SQL statement dbsync sends, in one place.
+//!
+//! All of it runs with `search_path = ''` (see [`prelude`]), so catalog names
+//! resolve to `pg_catalog` only, user objects are always schema-qualified, and
+//! `pg_get_constraintdef` writes fully qualified references that cannot re-bind
+//! to another table later. Identifiers are quoted by PostgreSQL (`%I`,
+//! `quote_ident`) or by [`ident`]; values travel as parameters or through
+//! [`literal`].
+
+use std::time::Duration;
+
+/// Key of the transaction-level advisory lock every changing step takes on
+/// the target, so two runs never interleave their FK bookkeeping.
+pub const ADVISORY_LOCK_KEY: i64 = 0x6462_7379_6e63; // "dbsync"
+
+/// Opens a step's transaction body: empty search path, time limits, the
+/// dbsync lock, and (for changing steps) the target guard.
+pub fn prelude(statement_timeout: Duration, lock_timeout: Duration, guard: bool) -> String {
+    let mut s = format!(
+        "SET LOCAL search_path = '';\n\
+         SET LOCAL statement_timeout = {};\n\
+         SET LOCAL lock_timeout = {};\n\
+         SELECT pg_catalog.pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n",
+        statement_timeout.as_millis().max(1),
+        lock_timeout.as_millis().max(1),
+    );
+    if guard {
+        s.push_str(GUARD);
+    }
+    s
+}
+
+/// Refuses (SQLSTATE DS001, message = database name) unless the operator has
+/// opted this database in. Two IFs: PL/pgSQL plans the second only when the
+/// marker table exists.
+pub const GUARD: &str = "DO $dbsync_guard$
+BEGIN
+  IF pg_catalog.to_regclass('dbsync.target') IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'DS001', MESSAGE = pg_catalog.current_database();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM dbsync.target WHERE database = pg_catalog.current_database()) THEN
+    RAISE EXCEPTION USING ERRCODE = 'DS001', MESSAGE = pg_catalog.current_database();
+  END IF;
+END
+$dbsync_guard$;\n";
+
+/// Creates the project's schema and marks the database as a sync target.
+/// Idempotent; run once per staging database by an operator.
+pub const INIT_TARGET: &str = "
+SET LOCAL search_path = '';
+CREATE SCHEMA IF NOT EXISTS dbsync;
+COMMENT ON SCHEMA dbsync IS 'dbsync bookkeeping: sync-target marker and saved foreign keys. Do not edit by hand.';
+CREATE TABLE IF NOT EXISTS dbsync.target (
+    id          boolean PRIMARY KEY DEFAULT true CHECK (id),
+    database    text NOT NULL,
+    opted_in_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    opted_in_by text NOT NULL DEFAULT CURRENT_USER
+);
+CREATE TABLE IF NOT EXISTS dbsync.saved_fk (
+    table_schema     text NOT NULL,
+    table_name       text NOT NULL,
+    constraint_name  text NOT NULL,
+    -- pg_get_constraintdef() under an empty search_path: exact and fully qualified
+    definition       text NOT NULL,
+    was_validated    boolean NOT NULL,
+    -- what orphan checks need, captured with the definition
+    child_table      text NOT NULL,
+    child_only       boolean NOT NULL,
+    parent_table     text NOT NULL,
+    parent_only      boolean NOT NULL,
+    child_columns    text[] NOT NULL,
+    parent_columns   text[] NOT NULL,
+    match_full       boolean NOT NULL,
+    on_partitioned   boolean NOT NULL,
+    state            text NOT NULL DEFAULT 'dropped'
+                     CHECK (state IN ('dropped', 'added', 'kept_not_valid')),
+    saved_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_schema, table_name, constraint_name)
+);
+INSERT INTO dbsync.target (database) VALUES (pg_catalog.current_database())
+ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_catalog.now();
+";
+
+/// Whether this database is opted in (for `plan`, which changes nothing).
+pub const IS_TARGET: &str = "
+SELECT pg_catalog.to_regclass('dbsync.target') IS NOT NULL
+   AND pg_catalog.to_regclass('dbsync.saved_fk') IS NOT NULL";
+
+/// Candidate tables (selection rules are applied by the caller).
+pub const LIST_TABLES: &str = "
+SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relispartition
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'dbsync')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+ORDER BY n.nspname, c.relname";
+
+/// The foreign keys a sync must lift: those on the selected tables and those
+/// referencing them (from any table, synced or not). Partitions count as their
+/// whole tree; only top-level constraints (`conparentid = 0`) are taken, the
+/// per-partition clones come back with their parent. `$1` = selected oids.
+const FKS_IN_SCOPE: &str = "
+sel AS (
+    SELECT DISTINCT r.relid
+    FROM pg_catalog.unnest($1::pg_catalog.oid[]) AS s(oid)
+    CROSS JOIN LATERAL (
+        SELECT s.oid AS relid
+        UNION SELECT a.relid FROM pg_catalog.pg_partition_ancestors(s.oid) AS a
+        UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.oid) AS t
+    ) AS r
+),
+fk AS (
+    SELECT c.oid, c.conname::text AS conname, c.convalidated, c.confmatchtype,
+           cn.nspname::text AS table_schema, ct.relname::text AS table_name, ct.relkind AS child_kind,
+           pg_catalog.format('%I.%I', cn.nspname, ct.relname) AS child_table,
+           pg_catalog.format('%I.%I', rn.nspname, rt.relname) AS parent_table,
+           rt.relkind AS parent_kind,
+           ARRAY(SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, i)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS child_columns,
+           ARRAY(SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, i)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i) AS parent_columns
+    FROM pg_catalog.pg_constraint c
+    JOIN pg_catalog.pg_class ct ON ct.oid = c.conrelid
+    JOIN pg_catalog.pg_namespace cn ON cn.oid = ct.relnamespace
+    JOIN pg_catalog.pg_class rt ON rt.oid = c.confrelid
+    JOIN pg_catalog.pg_namespace rn ON rn.oid = rt.relnamespace
+    WHERE c.contype = 'f' AND c.conparentid = 0
+      AND (c.conrelid IN (SELECT relid FROM sel) OR c.confrelid IN (SELECT relid FROM sel))
+      AND cn.nspname <> 'dbsync'
+)";
+
+/// Saves every in-scope FK (merging with what is already saved) and returns
+/// the `ALTER TABLE … DROP CONSTRAINT …` statements, one per table. Run in the
+/// same transaction as the drops, so a crash loses nothing.
+///
+/// Merge rule: an existing saved definition wins unless the live constraint is
+/// a genuinely different one (someone changed the schema since): a live copy
+/// that differs only by `NOT VALID` is dbsync's own half-restored state.
+pub fn capture_and_plan_drop() -> String {
+    format!(
+        "WITH {FKS_IN_SCOPE},
+saved AS (
+    INSERT INTO dbsync.saved_fk AS s
+        (table_schema, table_name, constraint_name, definition, was_validated,
+         child_table, child_only, parent_table, parent_only, child_columns, parent_columns,
+         match_full, on_partitioned)
+    SELECT table_schema, table_name, conname, pg_catalog.pg_get_constraintdef(oid), convalidated,
+           child_table, child_kind = 'r', parent_table, parent_kind = 'r', child_columns, parent_columns,
+           confmatchtype = 'f', child_kind = 'p'
+    FROM fk
+    ON CONFLICT (table_schema, table_name, constraint_name) DO UPDATE SET
+        state = 'dropped',
+        definition = CASE WHEN {same} THEN s.definition ELSE EXCLUDED.definition END,
+        was_validated = CASE WHEN {same} THEN s.was_validated ELSE EXCLUDED.was_validated END
+    RETURNING 1
+)
+SELECT pg_catalog.format('ALTER TABLE %I.%I ', table_schema, table_name)
+       || pg_catalog.string_agg(pg_catalog.format('DROP CONSTRAINT %I', conname), ', ' ORDER BY conname),
+       pg_catalog.count(*)
+FROM fk
+GROUP BY table_schema, table_name
+ORDER BY table_schema, table_name",
+        same = "pg_catalog.regexp_replace(s.definition, ' NOT VALID$', '') \
+                = pg_catalog.regexp_replace(EXCLUDED.definition, ' NOT VALID$', '')"
+    )
+}
+
+/// The in-scope FKs without changing anything (for `plan`).
+pub fn plan_fks() -> String {
+    format!(
+        "WITH {FKS_IN_SCOPE}
+SELECT child_table, conname, parent_table FROM fk ORDER BY child_table, conname"
+    )
+}
+
+pub const COUNT_SAVED: &str = "SELECT pg_catalog.count(*) FROM dbsync.saved_fk";
+
+/// Every saved FK with the state of its live counterpart.
+pub const RESTORE_STATUS: &str = "
+SELECT s.table_schema, s.table_name, s.constraint_name, s.definition, s.was_validated,
+       s.on_partitioned, s.state, t.oid IS NOT NULL AS table_exists,
+       c.contype::text AS live_type, pg_catalog.pg_get_constraintdef(c.oid) AS live_definition,
+       c.convalidated AS live_validated,
+       pg_catalog.current_setting('server_version_num')::int4 AS server_version,
+       s.child_table, s.child_only, s.parent_table, s.parent_only, s.child_columns,
+       s.parent_columns, s.match_full
+FROM dbsync.saved_fk s
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.table_schema
+LEFT JOIN pg_catalog.pg_class t ON t.relnamespace = n.oid AND t.relname = s.table_name
+LEFT JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid AND c.conname = s.constraint_name
+ORDER BY s.table_schema, s.table_name, s.constraint_name";
+
+/// Marks re-added FKs (`$1..$3`) as waiting for validation and forgets
+/// finished ones (`$4..$6`), in one statement.
+pub const RECORD_RESTORE_PROGRESS: &str = "
+WITH added AS (
+    UPDATE dbsync.saved_fk s SET state = 'added'
+    FROM pg_catalog.unnest($1::text[], $2::text[], $3::text[]) AS u(sch, tab, con)
+    WHERE s.table_schema = u.sch AND s.table_name = u.tab AND s.constraint_name = u.con
+    RETURNING 1
+), done AS (
+    DELETE FROM dbsync.saved_fk s
+    USING pg_catalog.unnest($4::text[], $5::text[], $6::text[]) AS u(sch, tab, con)
+    WHERE s.table_schema = u.sch AND s.table_name = u.tab AND s.constraint_name = u.con
+    RETURNING 1
+)
+SELECT (SELECT pg_catalog.count(*) FROM added), (SELECT pg_catalog.count(*) FROM done)";
+
+/// Identifies one saved FK in a WHERE clause.
+pub fn saved_key(table_schema: &str, table_name: &str, constraint: &str) -> String {
+    format!(
+        "table_schema = {} AND table_name = {} AND constraint_name = {}",
+        literal(table_schema),
+        literal(table_name),
+        literal(constraint)
+    )
+}
+
+pub fn forget_saved(key: &str) -> String {
+    format!("DELETE FROM dbsync.saved_fk WHERE {key}")
+}
+
+pub fn keep_not_valid(key: &str) -> String {
+    format!("UPDATE dbsync.saved_fk SET state = 'kept_not_valid' WHERE {key}")
+}
+
+pub fn add_constraint(table: &str, constraint: &str, definition: &str) -> String {
+    format!("ALTER TABLE {table} ADD CONSTRAINT {} {definition}", ident(constraint))
+}
+
+pub fn validate_constraint(table: &str, constraint: &str) -> String {
+    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", ident(constraint))
+}
+
+/// Rows of the child that violate the FK. `MATCH SIMPLE` ignores a row with
+/// any NULL key column; `MATCH FULL` also rejects a partly-NULL key. `ONLY`
+/// mirrors how PostgreSQL checks plain tables (inheritance children are not covered).
+pub fn orphan_predicate(
+    parent: &str,
+    parent_only: bool,
+    child_columns: &[String],
+    parent_columns: &[String],
+    match_full: bool,
+) -> String {
+    let join = child_columns
+        .iter()
+        .zip(parent_columns)
+        .map(|(c, p)| format!("p.{p} = c.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let missing = format!(
+        "NOT EXISTS (SELECT 1 FROM {}{parent} AS p WHERE {join})",
+        if parent_only { "ONLY " } else { "" }
+    );
+    let all = |op: &str, sep: &str| {
+        child_columns
+            .iter()
+            .map(|c| format!("c.{c} {op}"))
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    if match_full {
+        format!(
+            "({}) AND ({} OR {missing})",
+            all("IS NOT NULL", " OR "),
+            all("IS NULL", " OR ")
+        )
+    } else {
+        format!("{} AND {missing}", all("IS NOT NULL", " AND "))
+    }
+}
+
+pub fn count_orphans(child: &str, child_only: bool, predicate: &str) -> String {
+    format!(
+        "SELECT pg_catalog.count(*) FROM {}{child} AS c WHERE {predicate}",
+        if child_only { "ONLY " } else { "" }
+    )
+}
+
+pub fn delete_orphans(child: &str, child_only: bool, predicate: &str) -> String {
+    format!(
+        "DELETE FROM {}{child} AS c WHERE {predicate}",
+        if child_only { "ONLY " } else { "" }
+    )
+}
+
+/// Sequences behind the columns of the selected tables (`$1` oids): owned
+/// (serial, `'a'`), identity (`'i'`), and any used by a column default's
+/// `nextval()` (found through the default's dependency, which also covers
+/// sequences in other schemas and sequences shared between tables). Returns
+/// one row per (sequence, column) using it, on any table, so a shared
+/// sequence is moved past every user's data. Partitions are skipped where an
+/// ancestor uses the same sequence: scanning the parent covers them.
+pub const SEQUENCE_USES: &str = "
+WITH uses AS (
+    SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS att
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+    UNION
+    SELECT d.refobjid, ad.adrelid, ad.adnum
+    FROM pg_catalog.pg_attrdef ad
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+         AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+    JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+),
+wanted AS (SELECT DISTINCT seq FROM uses WHERE rel = ANY ($1::pg_catalog.oid[]))
+SELECT u.seq, pg_catalog.format('%I.%I', sn.nspname, s.relname) AS seq_name,
+       ps.seqstart, ps.seqincrement, ps.seqmin, ps.seqmax,
+       pg_catalog.format('%I.%I', tn.nspname, t.relname) AS table_name,
+       pg_catalog.quote_ident(a.attname) AS column_name
+FROM uses u
+JOIN wanted w ON w.seq = u.seq
+JOIN pg_catalog.pg_class s ON s.oid = u.seq
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_catalog.pg_sequence ps ON ps.seqrelid = u.seq
+JOIN pg_catalog.pg_class t ON t.oid = u.rel
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped
+WHERE t.relkind IN ('r', 'p')
+  AND NOT (t.relispartition AND EXISTS (
+        SELECT 1 FROM uses u2
+        WHERE u2.seq = u.seq AND u2.rel <> u.rel
+          AND u2.rel IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(u.rel))))
+ORDER BY seq_name, table_name, column_name";
+
+/// One branch of the single query that reads, for every sequence, its
+/// position and the extreme value of the data behind it.
+pub fn sequence_extreme(seq_oid: u32, seq_name: &str, descending: bool, columns: &[(String, String)]) -> String {
+    let (agg, pick) = if descending { ("min", "LEAST") } else { ("max", "GREATEST") };
+    let parts = columns
+        .iter()
+        .map(|(table, column)| format!("(SELECT pg_catalog.{agg}({column})::numeric FROM {table})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {seq_oid}::pg_catalog.oid, q.last_value, q.is_called, {pick}({parts})::text FROM {seq_name} AS q")
+}
+
+/// Moves sequences (`$1` oids, `$2` values, `$3` is_called) in one statement.
+pub const SET_SEQUENCES: &str = "
+SELECT pg_catalog.setval(u.seq::pg_catalog.regclass, u.val, u.called)
+FROM pg_catalog.unnest($1::pg_catalog.oid[], $2::int8[], $3::bool[]) AS u(seq, val, called)";
+
+/// Quotes an identifier the way `quote_ident` does (always quoting is as safe and simpler).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A string literal that means the same whatever `standard_conforming_strings` says.
+pub fn literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(literal(r"it's a \ path"), r"E'it''s a \\ path'");
+    }
+
+    #[test]
+    fn orphan_predicates_follow_match_type() {
+        let c = vec!["a".to_owned(), "\"B\"".to_owned()];
+        let p = vec!["x".to_owned(), "y".to_owned()];
+        let simple = orphan_predicate("s.t", true, &c, &p, false);
+        assert_eq!(
+            simple,
+            "c.a IS NOT NULL AND c.\"B\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ONLY s.t AS p WHERE p.x = c.a AND p.y = c.\"B\")"
+        );
+        let full = orphan_predicate("s.t", false, &c, &p, true);
+        assert!(full.starts_with("(c.a IS NOT NULL OR c.\"B\" IS NOT NULL) AND (c.a IS NULL OR c.\"B\" IS NULL OR NOT EXISTS (SELECT 1 FROM s.t AS p"));
+    }
+
+    #[test]
+    fn prelude_never_disables_timeouts() {
+        let p = prelude(Duration::ZERO, Duration::ZERO, false);
+        assert!(p.contains("statement_timeout = 1;"), "{p}");
+        assert!(!p.contains("dbsync_guard"));
+        assert!(prelude(Duration::from_secs(1), Duration::from_secs(1), true).contains("DS001"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The sync-target opt-in. Destructive steps check it inside their own
+//! transaction (see [`crate::sql::prelude`]); these helpers are for operators.
+
+use dbsync_workflow::StepError;
+use tokio_postgres::Client;
+
+use crate::{classify, sql};
+
+/// Marks the connected database as a sync target and creates dbsync's schema.
+/// Idempotent. Never run it against production.
+pub async fn init_target(client: &mut Client) -> Result<(), StepError> {
+    let ctx = "opting the database in as a sync target";
+    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
+    tx.batch_execute(sql::INIT_TARGET).await.map_err(|e| classify(e, ctx))?;
+    tx.commit().await.map_err(|e| classify(e, ctx))
+}
+
+/// Fails with `TargetNotOptedIn` unless the database is opted in; changes nothing.
+pub async fn check_target(client: &mut Client) -> Result<(), StepError> {
+    let ctx = "checking the sync-target marker";
+    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
+    // The guard alone: a read-only check must not queue behind a running sync's lock.
+    tx.batch_execute(&format!("SET LOCAL search_path = '';\n{}", sql::GUARD))
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    tx.rollback().await.map_err(|e| classify(e, ctx))
+}
+
+/// Whether dbsync's bookkeeping exists here (read-only; for `plan`).
+pub async fn is_target(client: &Client) -> Result<bool, StepError> {
+    let row = client
+        .query_typed_one(sql::IS_TARGET, &[])
+        .await
+        .map_err(|e| classify(e, "reading the sync-target marker"))?;
+    Ok(row.get(0))
+}

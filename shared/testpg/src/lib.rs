@@ -1,0 +1,339 @@
+//! Throwaway PostgreSQL clusters: `initdb` into a temporary directory, a
+//! server on its own port and socket directory, removed when the owner drops
+//! it or, failing that, when the owning process exits (a watchdog process
+//! outlives a crashed test just long enough to clean up).
+//!
+//! As root, `initdb`/`postgres` run as the `postgres` user through `setpriv`
+//! (PostgreSQL refuses to run as root). Server binaries come from `PG_BINDIR`,
+//! `pg_config --bindir`, or the newest `/usr/lib/postgresql/*/bin`.
+//!
+//! Nothing here is a silent skip: when no server can be started, the caller
+//! gets an error saying why and how to fix it.
+
+use std::{
+    fs,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// Options for a new cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve TLS with a fresh self-signed CA (see [`Cluster::ca_file`]).
+    pub tls: bool,
+    /// Extra `-c name=value` server settings.
+    pub settings: Vec<(String, String)>,
+}
+
+/// A running throwaway server.
+#[derive(Debug)]
+pub struct Cluster {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    pid: u32,
+    run_as_postgres: bool,
+}
+
+/// A role that must log in with a password (for authentication tests).
+pub const PASSWORD_USER: &str = "dbsync_pw";
+pub const PASSWORD: &str = "correct horse";
+
+static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Cluster {
+    /// One cluster per test process, started on first use.
+    pub fn shared() -> &'static Cluster {
+        match SHARED.get_or_init(|| Cluster::start(Options::default())) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start a throwaway PostgreSQL server for the tests: {e}"),
+        }
+    }
+
+    /// Starts a new cluster.
+    pub fn start(opts: Options) -> Result<Cluster, String> {
+        let bin = find_bindir()?;
+        let run_as_postgres = is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "dbsync-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sock")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if run_as_postgres {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        }
+        let data = dir.join("data");
+        run(as_pg(run_as_postgres, &bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+        fs::write(
+            data.join("pg_hba.conf"),
+            format!(
+                "local all all trust\n\
+                 host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n\
+                 hostssl all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n\
+                 host all all 127.0.0.1/32 trust\n"
+            ),
+        )
+        .map_err(|e| format!("cannot write pg_hba.conf: {e}"))?;
+        let mut settings: Vec<(String, String)> = vec![
+            ("listen_addresses".into(), "127.0.0.1".into()),
+            ("unix_socket_directories".into(), dir.join("sock").display().to_string()),
+            ("fsync".into(), "off".into()),
+            ("synchronous_commit".into(), "off".into()),
+            ("full_page_writes".into(), "off".into()),
+            ("max_connections".into(), "100".into()),
+            ("max_locks_per_transaction".into(), "256".into()),
+        ];
+        if opts.tls {
+            make_certs(&data)?;
+            if run_as_postgres {
+                run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data))?;
+            }
+            settings.push(("ssl".into(), "on".into()));
+        }
+        settings.extend(opts.settings);
+        let port = free_port()?;
+        let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
+        let mut cmd = as_pg(run_as_postgres, &bin.join("postgres"));
+        cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string());
+        for (k, v) in &settings {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let cluster = Cluster {
+            port,
+            dir,
+            bin,
+            pid: child.id(),
+            run_as_postgres,
+        };
+        cluster.spawn_watchdog();
+        cluster.wait_ready()?;
+        cluster.admin_sql(&format!(
+            "CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"
+        ))?;
+        Ok(cluster)
+    }
+
+    /// Stops the server and removes its files when this process ends, even by a crash.
+    fn spawn_watchdog(&self) {
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; \
+             kill -INT {pid} 2>/dev/null; for i in $(seq 1 40); do kill -0 {pid} 2>/dev/null || break; sleep 0.25; done; \
+             kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
+            parent = std::process::id(),
+            pid = self.pid,
+            dir = self.dir.display()
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+
+    fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("server did not start; log:\n{}", self.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last lines of the server log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<_> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Runs SQL as the superuser through psql (setup only).
+    pub fn admin_sql(&self, sql: &str) -> Result<(), String> {
+        run(Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]))
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn bindir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// The CA that signed the server certificate (TLS clusters).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("data").join("ca.crt")
+    }
+
+    /// A fresh, empty database.
+    pub async fn create_db(&self, prefix: &str) -> TestDb {
+        let name = format!("{prefix}_{}", DB_COUNTER.fetch_add(1, Ordering::SeqCst));
+        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}\n{}", self.log_tail()));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        TestDb {
+            url: self.url(&name),
+            name,
+        }
+    }
+
+    /// Stops the server now and removes its files.
+    pub fn stop(&self) {
+        let _ = Command::new("kill").args(["-INT", &self.pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{}", self.pid)).exists() && Instant::now() < deadline {
+            // A zombie child still has a /proc entry; reap it if it is ours.
+            if fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|s| s.contains(") Z ")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+
+    pub fn runs_as_postgres_user(&self) -> bool {
+        self.run_as_postgres
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A database of a throwaway cluster.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A plain client (no TLS, no dbsync settings) for setup and assertions.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name));
+        tokio::spawn(conn);
+        client
+    }
+}
+
+fn as_pg(run_as_postgres: bool, program: &Path) -> Command {
+    if run_as_postgres {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} failed: {}{}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn find_bindir() -> Result<PathBuf, String> {
+    let has_initdb = |p: &Path| p.join("initdb").exists() && p.join("postgres").exists();
+    if let Some(dir) = std::env::var_os("PG_BINDIR") {
+        let p = PathBuf::from(dir);
+        return if has_initdb(&p) {
+            Ok(p)
+        } else {
+            Err(format!("PG_BINDIR={} holds no initdb/postgres", p.display()))
+        };
+    }
+    let mut candidates: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    candidates.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    candidates.into_iter().rev().find(|p| has_initdb(p)).ok_or_else(|| {
+        "PostgreSQL server binaries (initdb, postgres) not found: run `make test` (it installs them), \
+         install the postgresql package, or set PG_BINDIR"
+            .to_owned()
+    })
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1, made with openssl.
+fn make_certs(data: &Path) -> Result<(), String> {
+    let sh = format!(
+        "set -e; cd '{}'; \
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=dbsync-test-ca -keyout ca.key -out ca.crt 2>/dev/null; \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null; \
+         printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\nkeyUsage=digitalSignature,keyEncipherment\\nextendedKeyUsage=serverAuth\\n' > ext.cnf; \
+         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.crt 2>/dev/null; \
+         chmod 600 server.key",
+        data.display()
+    );
+    run(Command::new("sh").arg("-c").arg(sh)).map_err(|e| format!("cannot make test certificates (is openssl installed?): {e}"))
+}
