@@ -1,0 +1,179 @@
+//! Choice rule evaluation.
+
+use crate::definition::{Operand, Rule};
+use crate::exec::{Failure as ChoiceFailure, Reader, Run as StateRun};
+use crate::intrinsics::json_eq;
+use crate::time::parse_timestamp;
+use serde_json::Value;
+use std::cmp::Ordering;
+
+pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, ChoiceFailure> {
+    match rule {
+        Rule::And(rs) => {
+            for x in rs {
+                if !eval(x, r, run)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Rule::Or(rs) => {
+            for x in rs {
+                if eval(x, r, run)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Rule::Not(x) => Ok(!eval(x, r, run)?),
+        Rule::Cmp {
+            variable,
+            op,
+            operand,
+        } => {
+            let value = r.get(variable);
+            if op == "IsPresent" {
+                return Ok(value.is_some() == (operand_lit(operand) == Some(&Value::Bool(true))));
+            }
+            let Some(value) = value else {
+                return Err(run.choice_missing(variable));
+            };
+            let want = match operand {
+                Operand::Lit(v) => v.clone(),
+                Operand::Path(p) => r.get(p).ok_or_else(|| run.choice_missing(p))?,
+            };
+            Ok(compare(op, &value, &want))
+        }
+    }
+}
+
+fn operand_lit(o: &Operand) -> Option<&Value> {
+    match o {
+        Operand::Lit(v) => Some(v),
+        Operand::Path(_) => None,
+    }
+}
+
+fn compare(op: &str, v: &Value, want: &Value) -> bool {
+    let flag = want.as_bool() == Some(true);
+    match op {
+        "IsNull" => v.is_null() == flag,
+        "IsNumeric" => v.is_number() == flag,
+        "IsString" => v.is_string() == flag,
+        "IsBoolean" => v.is_boolean() == flag,
+        "IsTimestamp" => v.as_str().and_then(parse_timestamp).is_some() == flag,
+        "BooleanEquals" => matches!((v, want), (Value::Bool(a), Value::Bool(b)) if a == b),
+        "StringMatches" => match (v, want) {
+            (Value::String(s), Value::String(p)) => glob(p, s),
+            _ => false,
+        },
+        _ => {
+            let Some(ord) = ordering(op, v, want) else {
+                return false;
+            };
+            let rel = op
+                .trim_start_matches("String")
+                .trim_start_matches("Numeric")
+                .trim_start_matches("Timestamp");
+            match rel {
+                "Equals" => ord == Ordering::Equal,
+                "LessThan" => ord == Ordering::Less,
+                "GreaterThan" => ord == Ordering::Greater,
+                "LessThanEquals" => ord != Ordering::Greater,
+                "GreaterThanEquals" => ord != Ordering::Less,
+                _ => false,
+            }
+        }
+    }
+}
+
+/// Orders `v` against `want` for the operator's type; `None` on a type mismatch
+/// (AWS then simply does not match).
+fn ordering(op: &str, v: &Value, want: &Value) -> Option<Ordering> {
+    if op.starts_with("String") {
+        Some(v.as_str()?.cmp(want.as_str()?))
+    } else if op.starts_with("Numeric") {
+        if !v.is_number() {
+            return None;
+        }
+        if json_eq(v, want) {
+            return Some(Ordering::Equal);
+        }
+        v.as_f64()?.partial_cmp(&want.as_f64()?)
+    } else if op.starts_with("Timestamp") {
+        let a = parse_timestamp(v.as_str()?)?;
+        let b = parse_timestamp(want.as_str()?)?;
+        Some(a.cmp(&b))
+    } else {
+        None
+    }
+}
+
+/// `StringMatches`: `*` matches any run of characters; `\*` and `\\` are literals.
+fn glob(pattern: &str, s: &str) -> bool {
+    enum Tok {
+        Star,
+        Ch(char),
+    }
+    let mut toks = Vec::new();
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => toks.push(Tok::Ch(it.next().unwrap_or('\\'))),
+            '*' => toks.push(Tok::Star),
+            c => toks.push(Tok::Ch(c)),
+        }
+    }
+    let s: Vec<char> = s.chars().collect();
+    // Classic two-pointer wildcard match with backtracking to the last star.
+    let (mut p, mut i) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match toks.get(p) {
+            Some(Tok::Ch(c)) if *c == s[i] => {
+                p += 1;
+                i += 1;
+            }
+            Some(Tok::Star) => {
+                star = Some((p, i));
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, si)) => {
+                    p = sp + 1;
+                    i = si + 1;
+                    star = Some((sp, si + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[p..].iter().all(|t| matches!(t, Tok::Star))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn globbing() {
+        assert!(glob("log-*.txt", "log-2024.txt"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*b", "ac"));
+        assert!(glob(r"a\*b", "a*b"));
+        assert!(!glob(r"a\*b", "axb"));
+    }
+
+    #[test]
+    fn numeric_and_types() {
+        assert!(compare("NumericEquals", &json!(1), &json!(1.0)));
+        assert!(!compare("NumericEquals", &json!("1"), &json!(1)));
+        assert!(compare("StringLessThan", &json!("a"), &json!("b")));
+        assert!(compare(
+            "TimestampLessThan",
+            &json!("2020-01-01T00:00:00Z"),
+            &json!("2020-01-01T00:00:01+00:00")
+        ));
+    }
+}
