@@ -26,11 +26,8 @@ pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, Choi
             Ok(false)
         }
         Rule::Not(x) => Ok(!eval(x, r, run)?),
-        Rule::Cmp {
-            variable,
-            op,
-            operand,
-        } => {
+        Rule::Cmp(cmp) => {
+            let (variable, op, operand) = (&cmp.variable, &cmp.op, &cmp.operand);
             let value = r.get(variable);
             if op == "IsPresent" {
                 return Ok(value.is_some() == (operand_lit(operand) == Some(&Value::Bool(true))));

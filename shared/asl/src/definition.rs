@@ -108,12 +108,15 @@ pub(crate) enum Rule {
     And(Vec<Rule>),
     Or(Vec<Rule>),
     Not(Box<Rule>),
-    Cmp {
-        variable: Path,
-        op: String,
-        /// Literal operand or, for `…Path` operators, the path to read it from.
-        operand: Operand,
-    },
+    Cmp(Box<Comparison>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Comparison {
+    pub variable: Path,
+    pub op: String,
+    /// Literal operand or, for `…Path` operators, the path to read it from.
+    pub operand: Operand,
 }
 
 #[derive(Debug, Clone)]
@@ -178,15 +181,18 @@ pub(crate) enum Kind {
     Parallel {
         branches: Vec<Arc<Graph>>,
     },
-    Map {
-        processor: Arc<Graph>,
-        distributed: bool,
-        items_path: PathField,
-        item_selector: Option<Template>,
-        max_concurrency: Option<IntOrPath>,
-        tolerated_count: Option<NumOrPath>,
-        tolerated_percentage: Option<NumOrPath>,
-    },
+    Map(Box<MapSpec>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MapSpec {
+    pub processor: Arc<Graph>,
+    pub distributed: bool,
+    pub items_path: PathField,
+    pub item_selector: Option<Template>,
+    pub max_concurrency: Option<IntOrPath>,
+    pub tolerated_count: Option<NumOrPath>,
+    pub tolerated_percentage: Option<NumOrPath>,
 }
 
 #[derive(Debug, Clone)]
@@ -712,7 +718,7 @@ impl Cx {
                 ));
             }
         }
-        Some(Kind::Map {
+        Some(Kind::Map(Box::new(MapSpec {
             processor,
             distributed,
             items_path,
@@ -720,7 +726,7 @@ impl Cx {
             max_concurrency,
             tolerated_count,
             tolerated_percentage,
-        })
+        })))
     }
 
     fn wait(&mut self, name: &str, o: &Map<String, Value>) -> Kind {
@@ -945,11 +951,11 @@ impl Cx {
                     }
                     Operand::Lit(arg.clone())
                 };
-                Some(Rule::Cmp {
+                Some(Rule::Cmp(Box::new(Comparison {
                     variable,
                     op: base.to_string(),
                     operand,
-                })
+                })))
             }
         }
     }

@@ -3,8 +3,8 @@
 use crate::choice;
 use crate::clock::{BoxFuture, Clock, TokioClock};
 use crate::definition::{
-    Catcher, Expr, Graph, IntOrPath, Kind, NumOrPath, PathField, State, StateMachine, StrOrExpr,
-    Template, TemplateField, WaitFor,
+    Catcher, Expr, Graph, IntOrPath, Kind, MapSpec, NumOrPath, PathField, State, StateMachine,
+    StrOrExpr, Template, TemplateField, WaitFor,
 };
 use crate::history::{EventType, HistoryEvent};
 use crate::intrinsics::{self, EvalError};
@@ -328,6 +328,9 @@ impl From<Failure> for Stop {
     }
 }
 
+/// Workflow variables of one scope.
+type Vars = Map<String, Value>;
+
 struct Engine {
     handler: Arc<dyn TaskHandler>,
     clock: Arc<dyn Clock>,
@@ -541,7 +544,7 @@ impl Engine {
         g: Arc<Graph>,
         input: Value,
         mut vars: Map<String, Value>,
-    ) -> BoxFuture<'static, Result<(Value, Map<String, Value>), Stop>> {
+    ) -> BoxFuture<'static, Result<(Value, Vars), Stop>> {
         Box::pin(async move {
             let mut cur = g.start_at.clone();
             let mut data = input;
@@ -576,7 +579,7 @@ impl Engine {
         let run = Run { st, entered_id };
         let retries = matches!(
             st.kind,
-            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. }
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
         );
         let ctx = self.context(st, entered_at, retries.then_some(0));
         let mut pending = Vec::new();
@@ -689,14 +692,16 @@ impl Engine {
                 let next = match (next, default) {
                     (Some(n), _) => n,
                     (None, Some(d)) => d.clone(),
-                    (None, None) => return Err(Failure::new(
-                        "States.NoChoiceMatched",
-                        Some(format!(
+                    (None, None) => {
+                        return Err(Failure::new(
+                            "States.NoChoiceMatched",
+                            Some(format!(
                             "No Matches! (state '{}' has no matching choice rule and no Default)",
                             st.name
                         )),
-                    )
-                    .into()),
+                        )
+                        .into())
+                    }
                 };
                 run.assign(st.assign.as_ref(), &env, &mut pending)?;
                 let out = run.select(&st.output_path, &env)?;
@@ -723,10 +728,13 @@ impl Engine {
                 }
                 (out, st.next.clone())
             }
-            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
                 return self.run_with_recovery(&run, raw, vars, entered_at).await;
             }
         };
+        if too_large(&out) {
+            return Err(data_limit(st));
+        }
         for (k, v) in pending {
             vars.insert(k, v);
         }
@@ -826,6 +834,9 @@ impl Engine {
                     })();
                     match done {
                         Ok(out) => {
+                            if too_large(&out) {
+                                return Err(data_limit(st));
+                            }
                             for (k, v) in pending {
                                 vars.insert(k, v);
                             }
@@ -1073,7 +1084,7 @@ impl Engine {
                     }
                 }
             }
-            Kind::Map { .. } => self.clone().map(run, &eff, ctx, vars).await?,
+            Kind::Map(_) => self.clone().map(run, &eff, ctx, vars).await?,
             _ => unreachable!("only Task, Parallel and Map have attempts"),
         };
         let result = match &st.result_selector {
@@ -1098,7 +1109,10 @@ impl Engine {
         vars: &Map<String, Value>,
     ) -> Result<Value, Stop> {
         let st = run.st;
-        let Kind::Map {
+        let Kind::Map(spec) = &st.kind else {
+            unreachable!("map() is only called for Map states");
+        };
+        let MapSpec {
             processor,
             distributed,
             items_path,
@@ -1106,10 +1120,7 @@ impl Engine {
             max_concurrency,
             tolerated_count,
             tolerated_percentage,
-        } = &st.kind
-        else {
-            unreachable!("map() is only called for Map states");
-        };
+        } = &**spec;
         let env = Env {
             input: eff,
             ctx,
@@ -1136,7 +1147,7 @@ impl Engine {
             Some(IntOrPath::Int(n)) => *n as usize,
             Some(IntOrPath::Path(p)) => {
                 let v = run.read(&env, p)?;
-                match v.as_u64() {
+                match lenient_int(&v).filter(|n| *n >= 0) {
                     Some(n) => n as usize,
                     None => {
                         return Err(run
@@ -1154,7 +1165,7 @@ impl Engine {
             Some(NumOrPath::Num(n)) => Some(*n),
             Some(NumOrPath::Path(p)) => {
                 let v = run.read(&env, p)?;
-                match v.as_i64() {
+                match lenient_int(&v) {
                     Some(n) if n < 0 => {
                         return Err(run.runtime("ToleratedFailureCount cannot be negative.").into())
                     }
@@ -1175,7 +1186,7 @@ impl Engine {
             Some(NumOrPath::Num(n)) => Some(*n),
             Some(NumOrPath::Path(p)) => {
                 let v = run.read(&env, p)?;
-                match v.as_f64() {
+                match lenient_float(&v) {
                     Some(n) if !(0.0..=100.0).contains(&n) => {
                         return Err(run
                             .runtime("ToleratedFailurePercentage must be between 0 and 100.")
@@ -1278,6 +1289,41 @@ impl Engine {
     }
 }
 
+/// An integer from a number or a numeric string (AWS accepts both in `…Path` fields).
+fn lenient_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn lenient_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// AWS's limit on any state's input or output: 256 KiB of UTF-8 JSON.
+const MAX_PAYLOAD: usize = 256 * 1024;
+
+fn too_large(v: &Value) -> bool {
+    serde_json::to_vec(v).is_ok_and(|b| b.len() > MAX_PAYLOAD)
+}
+
+fn data_limit(st: &State) -> Stop {
+    Failure::new(
+        "States.DataLimitExceeded",
+        Some(format!(
+            "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+            st.name
+        )),
+    )
+    .into()
+}
+
 fn run_name(st: &State) -> String {
     st.name.clone()
 }
@@ -1286,9 +1332,9 @@ fn ctx_for(e: &Engine, st: &State, entered: SystemTime, retry: u32) -> Value {
     e.context(st, entered, Some(retry))
 }
 
-/// Shows a value in an error message as AWS does: strings with quotes, JSON otherwise.
+/// Shows a value in an error message as AWS does: Java `toString` in double quotes.
 fn display_value(v: &Value) -> String {
-    v.to_string()
+    format!("\"{}\"", intrinsics::java_string(v))
 }
 
 /// Adapter so the choice module can read paths and report errors in this state's terms.

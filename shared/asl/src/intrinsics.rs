@@ -233,6 +233,10 @@ pub(crate) fn eval<E>(call: &Call, resolve: &dyn Fn(&Path) -> Result<Value, E>) 
         "States.Format" => format(call, v),
         "States.StringToJson" => {
             let s = want_str(name, &v[0])?;
+            // AWS turns an empty (or blank) string into null rather than failing.
+            if s.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             serde_json::from_str(s)
                 .map_err(|e| fail(format!("{name}: the argument is not valid JSON: {e}")))
         }
@@ -330,7 +334,7 @@ pub(crate) fn eval<E>(call: &Call, resolve: &dyn Fn(&Path) -> Result<Value, E>) 
         }
         "States.MathRandom" => {
             use rand::{Rng, SeedableRng};
-            let (lo, hi) = (want_int(name, &v[0])?, want_int(name, &v[1])?);
+            let (lo, hi) = (want_rounded(name, &v[0])?, want_rounded(name, &v[1])?);
             if lo >= hi {
                 return Err(fail(format!(
                     "{name}: the start must be lower than the end"
@@ -346,7 +350,7 @@ pub(crate) fn eval<E>(call: &Call, resolve: &dyn Fn(&Path) -> Result<Value, E>) 
             Ok(Value::from(n))
         }
         "States.MathAdd" => {
-            let (a, b) = (want_int(name, &v[0])?, want_int(name, &v[1])?);
+            let (a, b) = (want_rounded(name, &v[0])?, want_rounded(name, &v[1])?);
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| fail(format!("{name}: overflow")))
@@ -380,17 +384,25 @@ fn merge(a: &mut Map<String, Value>, b: &Map<String, Value>, deep: bool) {
 }
 
 fn format<E>(call: &Call, v: &[Value]) -> R<E> {
-    let Some(Arg::Str { raw, .. }) = call.args.first() else {
-        return Err(fail(
-            "States.Format: the first argument must be a string literal",
-        ));
+    // A literal template keeps its escapes (`\{` is not a placeholder); a template read
+    // from a path or variable has none.
+    let (raw, escapes) = match call.args.first() {
+        Some(Arg::Str { raw, .. }) => (raw.clone(), true),
+        _ => match &v[0] {
+            Value::String(s) => (s.clone(), false),
+            other => {
+                return Err(fail(format!(
+                    "States.Format: the template must be a string, got {other}"
+                )))
+            }
+        },
     };
     let mut out = String::new();
     let mut next = 1;
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
+            '\\' if escapes => {
                 if let Some(n) = chars.next() {
                     out.push(n);
                 }
@@ -401,15 +413,7 @@ fn format<E>(call: &Call, v: &[Value]) -> R<E> {
                     return Err(fail("States.Format: more placeholders than arguments"));
                 };
                 next += 1;
-                match val {
-                    Value::String(s) => out.push_str(s),
-                    Value::Array(_) | Value::Object(_) => {
-                        return Err(fail(
-                            "States.Format: arguments must be strings, numbers, booleans or null",
-                        ))
-                    }
-                    other => out.push_str(&other.to_string()),
-                }
+                out.push_str(&java_string(val));
             }
             c => out.push(c),
         }
@@ -420,6 +424,26 @@ fn format<E>(call: &Call, v: &[Value]) -> R<E> {
         ));
     }
     Ok(Value::String(out))
+}
+
+/// Renders a value as AWS's `States.Format` does: strings bare, objects and arrays in
+/// Java `Map`/`List` `toString` style (`{a=1, b=[x, y]}`).
+pub(crate) fn java_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(java_string).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{k}={}", java_string(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn hash<E>(name: &str, data: &Value, algo: &Value) -> R<E> {
@@ -467,6 +491,18 @@ fn want_str<'a, E>(name: &str, v: &'a Value) -> Result<&'a str, EvalError<E>> {
 fn want_arr<'a, E>(name: &str, v: &'a Value) -> Result<&'a Vec<Value>, EvalError<E>> {
     v.as_array()
         .ok_or_else(|| fail(format!("{name}: expected an array, got {v}")))
+}
+
+/// An integer argument of the Math functions: AWS rounds decimals half up, like
+/// Java's `Math.round` (1.5 -> 2, -1.5 -> -1).
+fn want_rounded<E>(name: &str, v: &Value) -> Result<i64, EvalError<E>> {
+    if let Some(i) = v.as_i64() {
+        return Ok(i);
+    }
+    match v.as_f64() {
+        Some(f) if f.is_finite() && f.abs() < 9.0e15 => Ok((f + 0.5).floor() as i64),
+        _ => Err(fail(format!("{name}: expected a number, got {v}"))),
+    }
 }
 
 fn want_int<E>(name: &str, v: &Value) -> Result<i64, EvalError<E>> {

@@ -219,23 +219,19 @@ fn parse_steps(s: &str) -> Option<Vec<Step>> {
                 i = j;
             }
             b'[' => {
-                let close = i + 1 + s[i + 1..].find(']')?;
-                let inner = s[i + 1..close].trim();
-                if let Some(q) = inner
-                    .strip_prefix('\'')
-                    .and_then(|x| x.strip_suffix('\''))
-                    .or_else(|| inner.strip_prefix('"').and_then(|x| x.strip_suffix('"')))
-                {
-                    if q.contains(['\'', '"', '\\']) {
-                        return None;
-                    }
-                    out.push(Step::Key(q.to_string()));
-                } else if let Ok(n) = inner.parse::<i64>() {
-                    out.push(Step::Index(n));
+                let rest = &s[i + 1..];
+                let quote = rest.chars().next()?;
+                if quote == '\'' || quote == '"' {
+                    // Quoted names are taken literally up to the matching `']` (AWS does
+                    // not unescape inside them).
+                    let end = rest[1..].find(&format!("{quote}]"))?;
+                    out.push(Step::Key(rest[1..1 + end].to_string()));
+                    i += 1 + 1 + end + 2;
                 } else {
-                    return None;
+                    let close = rest.find(']')?;
+                    out.push(Step::Index(rest[..close].trim().parse::<i64>().ok()?));
+                    i += 1 + close + 1;
                 }
-                i = close + 1;
             }
             _ => return None,
         }

@@ -62,7 +62,11 @@ struct Normaliser {
 
 impl Normaliser {
     fn value(&self, v: &Value, key: Option<&str>) -> Value {
-        if key.is_some_and(|k| k.to_lowercase().contains("timestamp")) {
+        // The recordings turned dates into "date" before scrubbing `timestamp` keys, so
+        // a date under such a key stays "date".
+        if key.is_some_and(|k| k.to_lowercase().contains("timestamp"))
+            && v.as_str().is_none_or(|s| self.string(s) != "date")
+        {
             return json!("timestamp");
         }
         match v {
@@ -77,7 +81,15 @@ impl Normaliser {
         }
     }
     fn string(&self, s: &str) -> String {
-        let s = self.date.replace_all(s, "date");
+        // Only real date-times count: AWS echoes an invalid one (month 13) verbatim.
+        let s = self.date.replace_all(s, |c: &regex::Captures| {
+            let n = |i: usize| c[i].parse::<u32>().unwrap_or(99);
+            if (1..=12).contains(&n(1)) && (1..=31).contains(&n(2)) && n(3) < 24 {
+                "date".to_string()
+            } else {
+                c[0].to_string()
+            }
+        });
         s.replace("arn:aws:", "arn:<partition>:")
             .replace("us-east-1", "<region>")
     }
@@ -86,6 +98,26 @@ impl Normaliser {
 /// Does the interpreter's (normalised) `actual` match the recorded `expected`?
 fn matches(expected: &Value, actual: &Value, repl: &[String]) -> bool {
     match (expected, actual) {
+        // A recorded value scrubbed to a token (e.g. a random number replaced by
+        // "RandomNumberGenerated") matches any scalar.
+        (Value::String(e), Value::Number(_) | Value::Bool(_))
+            if string_matches(e, "", repl) && string_matches(e, "x", repl) =>
+        {
+            true
+        }
+        // JSON text inside a string (a Lambda error cause) compares as JSON: the
+        // replayed attempt carries it re-serialised without AWS's original spacing.
+        (Value::String(e), Value::String(a))
+            if e != a && e.starts_with('{') && a.starts_with('{') =>
+        {
+            match (
+                serde_json::from_str::<Value>(e),
+                serde_json::from_str::<Value>(a),
+            ) {
+                (Ok(ev), Ok(av)) => matches(&ev, &av, repl),
+                _ => string_matches(e, a, repl),
+            }
+        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (Value::String(e), Value::String(a)) => string_matches(e, a, repl),
         (Value::Array(e), Value::Array(a)) => {
@@ -301,7 +333,7 @@ async fn conformance() {
         })
         .collect();
     let norm = Normaliser {
-        date: Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+        date: Regex::new(r"\d{4}-(\d{2})-(\d{2})T(\d{2}):\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
             .unwrap(),
     };
     let only = std::env::var("ASL_CASE").ok();
