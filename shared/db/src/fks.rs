@@ -171,6 +171,15 @@ impl Saved {
         self.was_validated && !self.definition.contains(" NOT ENFORCED")
     }
 
+    /// Whether the FK must be added validated in one step instead of NOT VALID
+    /// then VALIDATE: before PostgreSQL 18 a partitioned table cannot hold a
+    /// NOT VALID FK, and when the referenced table is partitioned, VALIDATE
+    /// leaves the per-partition clones marked NOT VALID (seen on 15), which
+    /// would not restore the original flags.
+    fn add_with_validation(&self) -> bool {
+        (self.on_partitioned && self.server_version < 180_000) || !self.parent_only
+    }
+
     fn definition_not_valid(&self) -> String {
         if self.must_validate() {
             format!("{} NOT VALID", self.definition)
@@ -198,8 +207,7 @@ fn strip_not_valid(d: &str) -> &str {
 enum Work {
     /// Exists NOT VALID: `VALIDATE CONSTRAINT`.
     Validate(Saved),
-    /// FK on a partitioned table before PostgreSQL 18 (no NOT VALID there):
-    /// add it with validation.
+    /// See [`Saved::add_with_validation`].
     AddValidated(Saved),
 }
 
@@ -285,7 +293,7 @@ async fn add_phase(
             }
             (Some(_), None) | (None, Some(_)) => unreachable!("type and definition come from one row"),
             (None, None) => {
-                if s.must_validate() && s.on_partitioned && s.server_version < 180_000 {
+                if s.must_validate() && s.add_with_validation() {
                     queue_idx.push((i, true));
                     continue;
                 }
@@ -447,10 +455,21 @@ async fn handle_orphans(
             ))
             .await
             .map_err(err)?;
-            let delete = sql::delete_orphans(&s.child_table, s.child_only, &predicate);
-            // A self-reference can orphan the children of a deleted row: repeat until none are left.
+            let delete = if s.child_table == s.parent_table {
+                sql::delete_orphan_trees(&s.child_table, s.child_only, &predicate, &s.child_columns, &s.parent_columns)
+            } else {
+                sql::delete_orphans(&s.child_table, s.child_only, &predicate)
+            };
+            let blocked = |e: tokio_postgres::Error| match e.as_db_error().map(|d| d.code().code()) {
+                Some("23503") => StepError::OrphanRows(format!(
+                    "{}: its orphan rows cannot be deleted because rows of another table reference them",
+                    s.label()
+                )),
+                _ => classify(e, ctx),
+            };
+            // Repeat until none are left: deleting can orphan rows further down.
             loop {
-                let n = tx.execute_typed(&delete, &[]).await.map_err(err)?;
+                let n = tx.execute_typed(&delete, &[]).await.map_err(blocked)?;
                 out.deleted_orphan_rows += n;
                 if n == 0 {
                     break;

@@ -5,7 +5,8 @@
 //! `pg_get_constraintdef` writes fully qualified references that cannot re-bind
 //! to another table later. Identifiers are quoted by PostgreSQL (`%I`,
 //! `quote_ident`) or by [`ident`]; values travel as parameters or through
-//! [`literal`].
+//! [`literal`]. (Multi-array `unnest(a, b, …)` is parser syntax and cannot be
+//! schema-qualified; it still resolves to `pg_catalog`.)
 
 use std::time::Duration;
 
@@ -197,12 +198,12 @@ ORDER BY s.table_schema, s.table_name, s.constraint_name";
 pub const RECORD_RESTORE_PROGRESS: &str = "
 WITH added AS (
     UPDATE dbsync.saved_fk s SET state = 'added'
-    FROM pg_catalog.unnest($1::text[], $2::text[], $3::text[]) AS u(sch, tab, con)
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(sch, tab, con)
     WHERE s.table_schema = u.sch AND s.table_name = u.tab AND s.constraint_name = u.con
     RETURNING 1
 ), done AS (
     DELETE FROM dbsync.saved_fk s
-    USING pg_catalog.unnest($4::text[], $5::text[], $6::text[]) AS u(sch, tab, con)
+    USING unnest($4::text[], $5::text[], $6::text[]) AS u(sch, tab, con)
     WHERE s.table_schema = u.sch AND s.table_name = u.tab AND s.constraint_name = u.con
     RETURNING 1
 )
@@ -286,6 +287,39 @@ pub fn delete_orphans(child: &str, child_only: bool, predicate: &str) -> String 
     )
 }
 
+/// Orphans of a self-referencing FK together with every row hanging below
+/// them, in one statement (deleting level by level would trip the NOT VALID
+/// constraint, which still guards deletes).
+pub fn delete_orphan_trees(
+    table: &str,
+    only: bool,
+    predicate: &str,
+    child_columns: &[String],
+    parent_columns: &[String],
+) -> String {
+    let only = if only { "ONLY " } else { "" };
+    let keys = parent_columns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("c.{p} AS k{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let join = child_columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("c.{c} = d.k{i}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "WITH RECURSIVE doomed AS (
+    SELECT c.tableoid AS t, c.ctid AS id, {keys} FROM {only}{table} AS c WHERE {predicate}
+    UNION
+    SELECT c.tableoid, c.ctid, {keys} FROM {only}{table} AS c JOIN doomed AS d ON {join}
+)
+DELETE FROM {only}{table} AS c WHERE (c.tableoid, c.ctid) IN (SELECT t, id FROM doomed)"
+    )
+}
+
 /// Sequences behind the columns of the selected tables (`$1` oids): owned
 /// (serial, `'a'`), identity (`'i'`), and any used by a column default's
 /// `nextval()` (found through the default's dependency, which also covers
@@ -343,7 +377,7 @@ pub fn sequence_extreme(seq_oid: u32, seq_name: &str, descending: bool, columns:
 /// Moves sequences (`$1` oids, `$2` values, `$3` is_called) in one statement.
 pub const SET_SEQUENCES: &str = "
 SELECT pg_catalog.setval(u.seq::pg_catalog.regclass, u.val, u.called)
-FROM pg_catalog.unnest($1::pg_catalog.oid[], $2::int8[], $3::bool[]) AS u(seq, val, called)";
+FROM unnest($1::pg_catalog.oid[], $2::int8[], $3::bool[]) AS u(seq, val, called)";
 
 /// Quotes an identifier the way `quote_ident` does (always quoting is as safe and simpler).
 pub fn ident(name: &str) -> String {

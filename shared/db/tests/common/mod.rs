@@ -1,0 +1,93 @@
+//! Shared setup for the real-PostgreSQL tests.
+#![allow(dead_code)]
+
+use std::{collections::BTreeMap, time::Duration};
+
+use dbsync_db::{fks::OrphanPolicy, fks::RestoreOptions, Budget, DbConfig, Selection, StepLimits, Timeouts};
+use dbsync_testpg::{Cluster, TestDb};
+use tokio_postgres::Client;
+
+pub const LIMITS: StepLimits = StepLimits {
+    statement_timeout: Duration::from_secs(60),
+    lock_timeout: Duration::from_secs(5),
+};
+
+pub fn budget() -> Budget {
+    Budget::from_now(Duration::from_secs(120))
+}
+
+pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
+    RestoreOptions {
+        policy,
+        limits: LIMITS,
+        min_slice: Duration::from_millis(100),
+    }
+}
+
+/// A new database with `schema` applied; opted in as a target when `opt_in`.
+pub async fn setup(schema: &str, opt_in: bool) -> (TestDb, Client) {
+    let db = Cluster::shared().create_db("t").await;
+    let setup = db.client().await;
+    setup.batch_execute(schema).await.unwrap_or_else(|e| panic!("schema: {e:?}"));
+    let mut client = dbsync_client(&db).await;
+    if opt_in {
+        dbsync_db::target::init_target(&mut client).await.unwrap();
+    }
+    (db, client)
+}
+
+/// A client opened the way the steps open theirs.
+pub async fn dbsync_client(db: &TestDb) -> Client {
+    DbConfig::from_url(&db.url)
+        .unwrap()
+        .with_timeouts(Timeouts {
+            statement: Duration::from_secs(60),
+            lock: Duration::from_secs(5),
+        })
+        .connect()
+        .await
+        .unwrap()
+}
+
+pub fn select(schemas: &[&str]) -> Selection {
+    let rules: Vec<String> = schemas
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                r#"{{"rule-type":"selection","rule-id":"{i}","rule-name":"{i}","object-locator":{{"schema-name":{},"table-name":"%"}},"rule-action":"include"}}"#,
+                serde_json::to_string(s).unwrap()
+            )
+        })
+        .collect();
+    Selection::from_json(&format!(r#"{{"rules":[{}]}}"#, rules.join(","))).unwrap()
+}
+
+/// Every foreign key (partition clones included), keyed by table and name:
+/// definition under an empty search_path plus every flag that matters.
+pub type FkSnapshot = BTreeMap<(String, String), String>;
+
+pub async fn fk_snapshot(client: &Client) -> FkSnapshot {
+    client.batch_execute("SET search_path = ''").await.unwrap();
+    let rows = client
+        .query(
+            "SELECT c.conrelid::regclass::text, c.conname::text,
+                    pg_get_constraintdef(c.oid) || format(' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s parent=%s ref=%s]',
+                        c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype, c.confmatchtype,
+                        c.conparentid <> 0, c.confrelid::regclass)
+             FROM pg_constraint c WHERE c.contype = 'f'",
+            &[],
+        )
+        .await
+        .unwrap();
+    client.batch_execute("RESET search_path").await.unwrap();
+    rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect()
+}
+
+pub async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")).get(0)
+}
+
+pub async fn saved_count(client: &Client) -> i64 {
+    count(client, "SELECT count(*) FROM dbsync.saved_fk").await
+}
