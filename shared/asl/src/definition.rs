@@ -599,11 +599,11 @@ impl Cx {
                 match o.get("Branches") {
                     Some(Value::Array(bs)) if !bs.is_empty() => {
                         for (i, b) in bs.iter().enumerate() {
-                            let scope = format!("{}[{i}]: ", loc(name, "Branches"));
+                            let scope = format!("State '{name}', field Branches[{i}]: ");
                             match b.as_object() {
                                 Some(bo) => {
                                     self.check_fields(
-                                        &format!("{}[{i}]", loc(name, "Branches")),
+                                        &format!("State '{name}', field Branches[{i}]"),
                                         bo,
                                         &["StartAt", "States", "Comment"],
                                     );
@@ -782,7 +782,7 @@ impl Cx {
         match o.get("Choices") {
             Some(Value::Array(cs)) if !cs.is_empty() => {
                 for (i, c) in cs.iter().enumerate() {
-                    let at = format!("{}[{i}]", loc(name, "Choices"));
+                    let at = format!("State '{name}', field Choices[{i}]");
                     let Some(co) = c.as_object() else {
                         self.err(format!("{at}: must be an object"));
                         continue;
@@ -1147,7 +1147,7 @@ impl Cx {
         };
         let mut out = Vec::new();
         for (i, r) in list.iter().enumerate() {
-            let at = format!("{}[{i}]", loc(name, "Retry"));
+            let at = format!("State '{name}', field Retry[{i}]");
             let Some(ro) = r.as_object() else {
                 self.err(format!("{at}: must be an object"));
                 continue;
@@ -1242,7 +1242,7 @@ impl Cx {
         };
         let mut out = Vec::new();
         for (i, c) in list.iter().enumerate() {
-            let at = format!("{}[{i}]", loc(name, "Catch"));
+            let at = format!("State '{name}', field Catch[{i}]");
             let Some(co) = c.as_object() else {
                 self.err(format!("{at}: must be an object"));
                 continue;

@@ -61,6 +61,17 @@ pub trait TaskHandler: Send + Sync {
     fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>>;
 }
 
+/// Any `Fn(TaskRequest) -> impl Future<Output = Result<Value, TaskError>>` is a handler.
+impl<F, Fut> TaskHandler for F
+where
+    F: Fn(TaskRequest) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<Value, TaskError>> + Send + 'static,
+{
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>> {
+        Box::pin(self(request))
+    }
+}
+
 /// A handler for machines without Task states: every task fails with
 /// `States.TaskFailed`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,6 +91,16 @@ impl TaskHandler for NoTasks {
 /// Sees every history event as it is recorded (e.g. to show progress live).
 pub trait Observer: Send + Sync {
     fn on_event(&self, event: &HistoryEvent);
+}
+
+/// Any `Fn(&HistoryEvent)` is an observer (e.g. a closure printing progress).
+impl<F> Observer for F
+where
+    F: Fn(&HistoryEvent) + Send + Sync,
+{
+    fn on_event(&self, event: &HistoryEvent) {
+        self(event)
+    }
 }
 
 impl Observer for tokio::sync::mpsc::UnboundedSender<HistoryEvent> {
