@@ -54,6 +54,7 @@ fn is_tls(e: &tokio_postgres::Error) -> bool {
         }
         source = s.source();
     }
-    // tokio-postgres reports a server that refuses TLS as a plain message.
-    e.to_string().contains("server does not support TLS")
+    // tokio-postgres reports a refused or failed handshake as a plain message.
+    let text = e.to_string();
+    text.contains("TLS handshake") || text.contains("does not support TLS")
 }

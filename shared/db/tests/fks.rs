@@ -452,3 +452,23 @@ async fn plan_lists_without_changing() {
     );
     assert_eq!(fk_snapshot(&client).await, before);
 }
+
+#[tokio::test]
+async fn drop_sends_the_same_number_of_statements_for_10_or_300_fks() {
+    let mut sent = Vec::new();
+    for n in [10, 300] {
+        let mut schema = String::from("CREATE SCHEMA many; CREATE TABLE many.p (id int PRIMARY KEY);\n");
+        for i in 0..n {
+            schema.push_str(&format!("CREATE TABLE many.c{i} (id int PRIMARY KEY, p int REFERENCES many.p);\n"));
+        }
+        let (db, _) = setup(&schema, true).await;
+        let (out, statements) = statements_sent(&db, |mut c| async move {
+            fks::drop_fks(&mut c, &select(&["many"]), LIMITS, budget()).await.unwrap()
+        })
+        .await;
+        assert_eq!(out.dropped, n);
+        sent.push(statements);
+    }
+    assert_eq!(sent[0], sent[1], "statements sent for 10 vs 300 FKs");
+    assert!(sent[0] <= 8, "{sent:?}");
+}

@@ -95,6 +95,8 @@ impl Cluster {
             ("full_page_writes".into(), "off".into()),
             ("max_connections".into(), "100".into()),
             ("max_locks_per_transaction".into(), "256".into()),
+            // Lets tests count the statements a step sends (ALTER DATABASE … SET log_statement).
+            ("log_line_prefix".into(), "%d|".into()),
         ];
         if opts.tls {
             make_certs(&data)?;
@@ -174,6 +176,15 @@ impl Cluster {
         let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
         let lines: Vec<_> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Statements the server logged for `db` (after `ALTER DATABASE db SET
+    /// log_statement = 'all'`): one per simple query or extended-protocol execute,
+    /// so this counts round trips.
+    pub fn statements_logged(&self, db: &str) -> usize {
+        let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let (simple, extended) = (format!("{db}|LOG:  statement: "), format!("{db}|LOG:  execute "));
+        log.lines().filter(|l| l.starts_with(&simple) || l.starts_with(&extended)).count()
     }
 
     /// Runs SQL as the superuser through psql (setup only).

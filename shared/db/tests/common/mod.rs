@@ -91,3 +91,28 @@ pub async fn count(client: &Client, sql: &str) -> i64 {
 pub async fn saved_count(client: &Client) -> i64 {
     count(client, "SELECT count(*) FROM dbsync.saved_fk").await
 }
+
+/// Runs `step` on a fresh session of `db` and returns how many statements
+/// (round trips) it sent, from the server's own log.
+pub async fn statements_sent<F, Fut, T>(db: &TestDb, step: F) -> (T, usize)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{}\" SET log_statement = 'all'", db.name))
+        .await
+        .unwrap();
+    let client = dbsync_client(db).await;
+    let before = Cluster::shared().statements_logged(&db.name);
+    let out = step(client).await;
+    // The log is written by the server process; give it a moment to flush.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = Cluster::shared().statements_logged(&db.name) - before;
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{}\" RESET log_statement", db.name))
+        .await
+        .unwrap();
+    (out, sent)
+}
