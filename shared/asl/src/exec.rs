@@ -127,6 +127,9 @@ pub struct RunOptions {
     /// Cancel to stop the execution; it then ends `Aborted`.
     pub cancel: CancellationToken,
     pub observer: Option<Arc<dyn Observer>>,
+    /// Run as an EXPRESS workflow: AWS then gives the execution an `express:` ARN
+    /// and no `RedriveCount` in `$$.Execution`.
+    pub express: bool,
 }
 
 impl Default for RunOptions {
@@ -141,6 +144,7 @@ impl Default for RunOptions {
             clock: Arc::new(TokioClock),
             cancel: CancellationToken::new(),
             observer: None,
+            express: false,
         }
     }
 }
@@ -164,6 +168,10 @@ impl RunOptions {
     }
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
+        self
+    }
+    pub fn with_express(mut self, express: bool) -> Self {
+        self.express = express;
         self
     }
 }
@@ -240,10 +248,21 @@ pub async fn run(
         )
     });
     let sm_name = opts.state_machine_name.clone();
-    let exec_arn = format!(
-        "arn:aws:states:{}:{}:execution:{}:{}",
-        opts.region, opts.account, sm_name, exec_name
-    );
+    let exec_arn = if opts.express {
+        format!(
+            "arn:aws:states:{}:{}:express:{}:{}:{}",
+            opts.region,
+            opts.account,
+            sm_name,
+            exec_name,
+            uuid::Uuid::new_v4()
+        )
+    } else {
+        format!(
+            "arn:aws:states:{}:{}:execution:{}:{}",
+            opts.region, opts.account, sm_name, exec_name
+        )
+    };
     let role = opts
         .role_arn
         .clone()
@@ -256,14 +275,19 @@ pub async fn run(
         observer: opts.observer.clone(),
         history: Mutex::new(Vec::new()),
         transitions: AtomicU64::new(0),
-        execution: json!({
-            "Id": exec_arn,
-            "Input": input.clone(),
-            "StartTime": time::format_time(start),
-            "Name": exec_name,
-            "RoleArn": role,
-            "RedriveCount": 0,
-        }),
+        execution: {
+            let mut x = json!({
+                "Id": exec_arn,
+                "Input": input.clone(),
+                "StartTime": time::format_time(start),
+                "Name": exec_name,
+                "RoleArn": role,
+            });
+            if !opts.express {
+                x["RedriveCount"] = json!(0);
+            }
+            x
+        },
         state_machine: json!({"Id": sm_arn, "Name": sm_name}),
     });
     engine.emit(EventType::ExecutionStarted, None, |e| {
