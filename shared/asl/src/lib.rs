@@ -48,6 +48,8 @@
 //! - History events follow AWS names and numbering closely but carry fewer details
 //!   (no Lambda-specific event types, no heartbeats).
 //! - Task `HeartbeatSeconds` is passed to the handler, not enforced.
+//! - `serde_json` is built with `preserve_order`: `States.JsonToString`, `States.Format`
+//!   and outputs keep the key order of the input, as AWS does.
 //! - [`InstantClock`] never lets a Task timeout fire: no virtual time passes while a
 //!   handler runs. A handler can report `States.Timeout` itself.
 

@@ -6,6 +6,9 @@
 //! Cases listed in `tests/known-failures.txt` may fail; any other failure fails the
 //! test, and so does a listed case that now passes (the list only shrinks).
 //! Without the corpus (a fresh clone) the test prints a skip message and passes.
+//! `test_state` cases (TestState API) run the single state inside a small machine;
+//! their `nextState` is checked, their `inspectionData` is not.
+//! Run one case with `ASL_CASE=<part of its id>`.
 
 use dbsync_asl::{
     run, BoxFuture, InstantClock, RunOptions, StateMachine, Status, TaskError, TaskHandler,
