@@ -12,8 +12,10 @@
 //! All SQL text lives in [`sql`].
 
 mod connect;
+pub mod env;
 mod error;
 pub mod fks;
+pub mod lambda;
 pub mod sequences;
 mod selection;
 pub mod sql;
