@@ -6,5 +6,6 @@
 
 mod error;
 pub mod io;
+pub mod ports;
 
 pub use error::StepError;
