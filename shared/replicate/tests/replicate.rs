@@ -1,0 +1,130 @@
+//! The local replicator against real PostgreSQL databases.
+
+use std::{sync::Arc, time::Duration};
+
+use dbsync_db::{DbConfig, Selection};
+use dbsync_replicate::{LocalReplicator, ReplicateOptions};
+use dbsync_testpg::{Cluster, TestDb};
+use dbsync_workflow::ports::{ReplicationTask, StartKind, StartRefusal};
+
+const SCHEMA: &str = r#"
+CREATE SCHEMA app;
+CREATE TABLE app.customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL,
+                            name_upper text GENERATED ALWAYS AS (upper(name)) STORED, tags jsonb, at timestamptz);
+CREATE TABLE app.orders (id bigserial PRIMARY KEY, customer_id int REFERENCES app.customers, total numeric(12,2));
+CREATE TABLE app.events (id int, at date, payload bytea, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE app.events_a PARTITION OF app.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE app.events_b PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE app."Odd ""Name""" ("Key" text PRIMARY KEY);
+CREATE TABLE app.awsdms_status (x int);
+"#;
+
+const DATA: &str = r#"
+INSERT INTO app.customers (name, tags, at) SELECT 'c' || g, jsonb_build_object('n', g), now() FROM generate_series(1, 500) g;
+INSERT INTO app.orders (customer_id, total) SELECT 1 + g % 500, g / 3.0 FROM generate_series(1, 3000) g;
+INSERT INTO app.events SELECT g, DATE '2024-06-01' + (g % 400), decode(md5(g::text), 'hex') FROM generate_series(1, 2000) g;
+INSERT INTO app."Odd ""Name""" VALUES ('x'), ('ü');
+INSERT INTO app.awsdms_status VALUES (1);
+"#;
+
+async fn pair() -> (TestDb, TestDb) {
+    let c = Cluster::shared();
+    let (src, dst) = (c.create_db("src").await, c.create_db("dst").await);
+    src.client().await.batch_execute(&format!("{SCHEMA}{DATA}")).await.unwrap();
+    // The target: same schema without its FKs (drop-fks has run), stale rows to be replaced.
+    let t = dst.client().await;
+    t.batch_execute(SCHEMA).await.unwrap();
+    t.batch_execute("ALTER TABLE app.orders DROP CONSTRAINT orders_customer_id_fkey; INSERT INTO app.\"Odd \"\"Name\"\"\" VALUES ('stale');")
+        .await
+        .unwrap();
+    (src, dst)
+}
+
+async fn checksums(db: &TestDb) -> Vec<(String, i64, String)> {
+    let c = db.client().await;
+    let mut out = Vec::new();
+    for t in ["app.customers", "app.orders", "app.events", "app.\"Odd \"\"Name\"\"\""] {
+        let r = c
+            .query_one(&format!("SELECT count(*), coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM {t} x"), &[])
+            .await
+            .unwrap();
+        out.push((t.to_owned(), r.get(0), r.get(1)));
+    }
+    out
+}
+
+fn options(src: &TestDb, dst: &TestDb) -> ReplicateOptions {
+    ReplicateOptions {
+        source: DbConfig::from_url(&src.url).unwrap(),
+        target: DbConfig::from_url(&dst.url).unwrap(),
+        selection: Selection::from_json(
+            r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"app","table-name":"%"},"rule-action":"include"}]}"#,
+        )
+        .unwrap(),
+        parallelism: 2,
+        fail_table: None,
+    }
+}
+
+async fn run_to_end(r: &LocalReplicator, kind: StartKind) -> dbsync_workflow::ports::TaskState {
+    r.start("local", kind).await.unwrap();
+    for _ in 0..600 {
+        let s = r.describe("local").await.unwrap();
+        if s.status != "running" {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the copy did not finish");
+}
+
+#[tokio::test]
+async fn copies_every_selected_table_exactly() {
+    let (src, dst) = pair().await;
+    let r = Arc::new(LocalReplicator::new(options(&src, &dst)));
+    // First run must be start-replication, like DMS.
+    assert_eq!(r.start("local", StartKind::ReloadTarget).await, Err(StartRefusal::WrongStartKind));
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(state.status, "stopped");
+    assert_eq!(state.stop_reason.as_deref(), Some("Stop Reason FULL_LOAD_ONLY_FINISHED"));
+    assert_eq!((state.tables_loaded, state.tables_errored), (5, 0), "{state:?}");
+    assert_eq!(state.rows_loaded, Some(500 + 3000 + 2000 + 2));
+    assert_eq!(state.full_load_progress_percent, Some(100));
+    assert_eq!(checksums(&src).await, checksums(&dst).await);
+    let dms: i64 = dst.client().await.query_one("SELECT count(*) FROM app.awsdms_status", &[]).await.unwrap().get(0);
+    assert_eq!(dms, 0, "DMS control tables are never copied");
+
+    // A later run reloads (and a second start-replication is refused).
+    assert_eq!(r.start("local", StartKind::StartReplication).await, Err(StartRefusal::WrongStartKind));
+    src.client().await.batch_execute("DELETE FROM app.orders WHERE id > 100").await.unwrap();
+    let state = run_to_end(&r, StartKind::ReloadTarget).await;
+    assert_eq!(state.tables_errored, 0);
+    assert_eq!(checksums(&src).await, checksums(&dst).await);
+}
+
+#[tokio::test]
+async fn a_failing_table_is_reported_like_dms_does() {
+    let (src, dst) = pair().await;
+    let mut opts = options(&src, &dst);
+    opts.fail_table = Some("app.orders".into());
+    let r = LocalReplicator::new(opts);
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(state.status, "stopped");
+    assert_eq!((state.tables_loaded, state.tables_errored), (4, 1));
+    let msg = state.last_failure_message.unwrap();
+    assert!(msg.starts_with("\"app\".\"orders\": ") && msg.contains("injected failure"), "{msg}");
+    // The failed table's transaction rolled back: its old rows are still there.
+    let n: i64 = dst.client().await.query_one("SELECT count(*) FROM app.orders", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_source_fails_the_run() {
+    let (src, dst) = pair().await;
+    let mut opts = options(&src, &dst);
+    opts.source = DbConfig::from_url("postgres://nobody@127.0.0.1:1/x").unwrap();
+    let r = LocalReplicator::new(opts);
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(state.status, "failed");
+    assert!(state.last_failure_message.unwrap().contains("database unavailable"));
+}
