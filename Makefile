@@ -36,10 +36,12 @@ postgres:
 	  echo "PostgreSQL server binaries are missing: install the 'postgresql' package (or set PG_BINDIR)"; exit 1; \
 	fi
 
-$(VENV)/.stamp: .ci/requirements-tools.txt $(wildcard .ci/requirements-test.txt)
+$(VENV)/.stamp: .ci/requirements-tools.txt .ci/requirements-test.txt .ci/requirements-checkov.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r .ci/requirements-tools.txt $(if $(wildcard .ci/requirements-test.txt),-r .ci/requirements-test.txt)
+	$(VENV)/bin/pip install -q -r .ci/requirements-tools.txt -r .ci/requirements-test.txt
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q -r .ci/requirements-checkov.txt
 	touch $@
 
 .ci/node_modules/.stamp: .ci/package.json .ci/package-lock.json
@@ -80,7 +82,7 @@ lint: tools ## cfn-lint, sam validate, asl-validator, statelint, checkov
 	@tmp=$$(mktemp -d); .ci/substitute-asl statemachine/db-sync.asl.json > $$tmp/db-sync.asl.json; \
 	  $(NODE_TOOLS)/asl-validator --json-path $$tmp/db-sync.asl.json && \
 	  $(NODE_TOOLS)/statelint $$tmp/db-sync.asl.json && echo "statelint: ok"; rc=$$?; rm -rf $$tmp; exit $$rc
-	PATH="$(VENV)/bin:$$PATH" checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(VENV)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 # One target per function, called by `sam build` (BuildMethod: makefile).
 # SAM passes ARTIFACTS_DIR; the binary is cross-built for Lambda's arm64 with zig.

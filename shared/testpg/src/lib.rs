@@ -27,6 +27,9 @@ pub struct Options {
     pub tls: bool,
     /// Extra `-c name=value` server settings.
     pub settings: Vec<(String, String)>,
+    /// Keep the server when this process exits (no watchdog); the caller
+    /// `std::mem::forget`s the [`Cluster`] to keep it past its scope too.
+    pub persistent: bool,
 }
 
 /// A running throwaway server.
@@ -126,7 +129,9 @@ impl Cluster {
             pid: child.id(),
             run_as_postgres,
         };
-        cluster.spawn_watchdog();
+        if !opts.persistent {
+            cluster.spawn_watchdog();
+        }
         cluster.wait_ready()?;
         cluster.admin_sql(&format!(
             "CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"
@@ -237,6 +242,11 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+
+    /// The postmaster's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     pub fn runs_as_postgres_user(&self) -> bool {
