@@ -104,12 +104,27 @@ pub async fn fix_sequences(
         tx.commit().await.map_err(err)?;
         return Ok(FixSequencesOutput { sequences: 0, changed: 0 });
     }
-    let query = uses
-        .iter()
-        .map(|u| sql::sequence_extreme(u.oid, &u.name, u.descending(), &u.columns))
-        .collect::<Vec<_>>()
-        .join("\nUNION ALL\n");
-    let rows = tx.query_typed(&query, &[]).await.map_err(err)?;
+    let (mut seq, mut tbl, mut col, mut desc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for u in &uses {
+        for (t, c) in &u.columns {
+            seq.push(u.oid);
+            tbl.push(t.as_str());
+            col.push(c.as_str());
+            desc.push(u.descending());
+        }
+    }
+    let rows = tx
+        .query_typed(
+            sql::SEQUENCE_EXTREMES,
+            &[
+                (&seq, Type::OID_ARRAY),
+                (&tbl, Type::TEXT_ARRAY),
+                (&col, Type::TEXT_ARRAY),
+                (&desc, Type::BOOL_ARRAY),
+            ],
+        )
+        .await
+        .map_err(err)?;
     let by_oid: BTreeMap<u32, &SequenceUse> = uses.iter().map(|u| (u.oid, u)).collect();
 
     let (mut seqs, mut values, mut called) = (Vec::new(), Vec::new(), Vec::new());

@@ -70,7 +70,13 @@ impl RuntimeApi {
 
     /// Starts `binary` as Lambda would, with `env` added to a clean environment.
     pub fn spawn(&mut self, binary: &Path, env: &[(&str, &str)]) {
+        self.spawn_args(binary, &[], env);
+    }
+
+    /// Like [`RuntimeApi::spawn`], with arguments (e.g. an interpreter and its script).
+    pub fn spawn_args(&mut self, binary: &Path, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new(binary);
+        cmd.args(args);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", &self.addr)
