@@ -74,6 +74,51 @@ pub enum StepError {
     /// A sequence cannot be moved past the data (value outside its bounds).
     #[error("sequence value out of range: {0}; widen the sequence (ALTER SEQUENCE … MAXVALUE/MINVALUE or AS bigint) and rerun")]
     SequenceOutOfRange(String),
+
+    /// An AWS call failed in a way that passes (throttling, 5xx, network,
+    /// timeout) and the SDK's own retries ran out. Transient.
+    #[error("AWS is temporarily unavailable ({0}); the call was retried already — retry later")]
+    AwsTransient(String),
+
+    /// An AWS call was refused for good (permissions, validation, missing resource).
+    #[error("AWS call failed: {0}")]
+    AwsService(String),
+
+    /// A Secrets Manager secret could not be read (missing, access denied, KMS).
+    #[error("cannot read the database secret {0}; check the ARN and that the function may call secretsmanager:GetSecretValue (and kms:Decrypt)")]
+    SecretUnavailable(String),
+
+    /// A secret was read but does not hold usable connection settings.
+    #[error("unusable database secret {0}; fix the secret's JSON (RDS format: host, port, username, password, dbname)")]
+    SecretInvalid(String),
+
+    /// A schema version could not be read (missing object/file, no row).
+    #[error("schema version unavailable: {0}; nothing was changed — publish the version (or fix the source) and run again")]
+    VersionUnavailable(String),
+
+    /// A schema version was read but is not a usable value.
+    #[error("schema version invalid: {0}; a version is one non-empty line of at most 200 characters")]
+    VersionInvalid(String),
+
+    /// The DMS task named in the configuration does not exist.
+    #[error("replication task not found: {0}; check REPLICATION_TASK_ARN")]
+    ReplicationTaskNotFound(String),
+
+    /// The DMS task is already starting or running: nothing was started.
+    #[error("replication task is already {0}; another load is in progress — let it finish (or stop it) and run again")]
+    ReplicationAlreadyRunning(String),
+
+    /// The DMS task is in a state that cannot start (creating, modifying, stopping, …).
+    #[error("replication task cannot start now: {0}; wait until it is ready or stopped and run again")]
+    ReplicationTaskNotReady(String),
+
+    /// The load ended without success (failed, stopped for another reason, tables errored).
+    #[error("replication failed: {0}")]
+    ReplicationFailed(String),
+
+    /// The load ran past the configured maximum; the task was told to stop.
+    #[error("replication timed out: {0}; the task was stopped — find out why the load is slow (task logs, instance size) or raise MAX_REPLICATION_SECONDS")]
+    ReplicationTimedOut(String),
 }
 
 impl StepError {
@@ -94,10 +139,21 @@ impl StepError {
         "OrphanRowsFound",
         "ValidationTimeout",
         "SequenceOutOfRange",
+        "AwsTransientError",
+        "AwsServiceError",
+        "SecretUnavailable",
+        "SecretInvalid",
+        "VersionUnavailable",
+        "VersionInvalid",
+        "ReplicationTaskNotFound",
+        "ReplicationAlreadyRunning",
+        "ReplicationTaskNotReady",
+        "ReplicationFailed",
+        "ReplicationTimedOut",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
-    pub const TRANSIENT: &'static [&'static str] = &["DatabaseUnavailable", "LockTimeout"];
+    pub const TRANSIENT: &'static [&'static str] = &["DatabaseUnavailable", "LockTimeout", "AwsTransientError"];
 
     /// The stable name (Step Functions `Error`).
     pub fn name(&self) -> &'static str {
@@ -117,6 +173,17 @@ impl StepError {
             Self::OrphanRows(_) => "OrphanRowsFound",
             Self::ValidationTimeout(_) => "ValidationTimeout",
             Self::SequenceOutOfRange(_) => "SequenceOutOfRange",
+            Self::AwsTransient(_) => "AwsTransientError",
+            Self::AwsService(_) => "AwsServiceError",
+            Self::SecretUnavailable(_) => "SecretUnavailable",
+            Self::SecretInvalid(_) => "SecretInvalid",
+            Self::VersionUnavailable(_) => "VersionUnavailable",
+            Self::VersionInvalid(_) => "VersionInvalid",
+            Self::ReplicationTaskNotFound(_) => "ReplicationTaskNotFound",
+            Self::ReplicationAlreadyRunning(_) => "ReplicationAlreadyRunning",
+            Self::ReplicationTaskNotReady(_) => "ReplicationTaskNotReady",
+            Self::ReplicationFailed(_) => "ReplicationFailed",
+            Self::ReplicationTimedOut(_) => "ReplicationTimedOut",
         }
     }
 
@@ -161,6 +228,17 @@ mod tests {
             StepError::OrphanRows("public.a.fk: 3 rows".into()),
             StepError::ValidationTimeout("public.a.fk".into()),
             StepError::SequenceOutOfRange("public.s: 40000 > 32767".into()),
+            StepError::AwsTransient("ThrottlingException: Rate exceeded".into()),
+            StepError::AwsService("GetObject: AccessDenied: Access Denied".into()),
+            StepError::SecretUnavailable("arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into()),
+            StepError::SecretInvalid("needs host, username, password".into()),
+            StepError::VersionUnavailable("production: no object s3://b/prod".into()),
+            StepError::VersionInvalid("staging: empty".into()),
+            StepError::ReplicationTaskNotFound("arn:aws:dms:us-east-1:123456789012:task:T".into()),
+            StepError::ReplicationAlreadyRunning("running".into()),
+            StepError::ReplicationTaskNotReady("modifying".into()),
+            StepError::ReplicationFailed("Stop Reason FATAL_ERROR".into()),
+            StepError::ReplicationTimedOut("running for 43260 s".into()),
         ]
     }
 
@@ -216,5 +294,76 @@ mod tests {
         }
         assert!(StepError::LockTimeout(String::new()).is_transient());
         assert!(!StepError::OrphanRows(String::new()).is_transient());
+        assert!(StepError::AwsTransient(String::new()).is_transient());
+        assert!(!StepError::AwsService(String::new()).is_transient());
+    }
+
+    #[test]
+    fn aws_step_diagnostics_are_pinned() {
+        // One exact serialized Diagnostic per name the AWS-facing steps raise.
+        let pinned = [
+            (
+                StepError::AwsTransient("ThrottlingException: Rate exceeded".into()),
+                "AwsTransientError",
+                "AWS is temporarily unavailable (ThrottlingException: Rate exceeded); the call was retried already — retry later",
+            ),
+            (
+                StepError::AwsService("GetObject: AccessDenied: Access Denied".into()),
+                "AwsServiceError",
+                "AWS call failed: GetObject: AccessDenied: Access Denied",
+            ),
+            (
+                StepError::SecretUnavailable("arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into()),
+                "SecretUnavailable",
+                "cannot read the database secret arn:aws:secretsmanager:us-east-1:123456789012:secret:db; check the ARN and that the function may call secretsmanager:GetSecretValue (and kms:Decrypt)",
+            ),
+            (
+                StepError::SecretInvalid("arn:aws:secretsmanager:us-east-1:123456789012:secret:db: missing field `host`".into()),
+                "SecretInvalid",
+                "unusable database secret arn:aws:secretsmanager:us-east-1:123456789012:secret:db: missing field `host`; fix the secret's JSON (RDS format: host, port, username, password, dbname)",
+            ),
+            (
+                StepError::VersionUnavailable("production: no object s3://b/prod".into()),
+                "VersionUnavailable",
+                "schema version unavailable: production: no object s3://b/prod; nothing was changed — publish the version (or fix the source) and run again",
+            ),
+            (
+                StepError::VersionInvalid("staging: empty".into()),
+                "VersionInvalid",
+                "schema version invalid: staging: empty; a version is one non-empty line of at most 200 characters",
+            ),
+            (
+                StepError::ReplicationTaskNotFound("arn:aws:dms:us-east-1:123456789012:task:T".into()),
+                "ReplicationTaskNotFound",
+                "replication task not found: arn:aws:dms:us-east-1:123456789012:task:T; check REPLICATION_TASK_ARN",
+            ),
+            (
+                StepError::ReplicationAlreadyRunning("running".into()),
+                "ReplicationAlreadyRunning",
+                "replication task is already running; another load is in progress — let it finish (or stop it) and run again",
+            ),
+            (
+                StepError::ReplicationTaskNotReady("modifying".into()),
+                "ReplicationTaskNotReady",
+                "replication task cannot start now: modifying; wait until it is ready or stopped and run again",
+            ),
+            (
+                StepError::ReplicationFailed("Stop Reason FATAL_ERROR".into()),
+                "ReplicationFailed",
+                "replication failed: Stop Reason FATAL_ERROR",
+            ),
+            (
+                StepError::ReplicationTimedOut("running for 43260 s".into()),
+                "ReplicationTimedOut",
+                "replication timed out: running for 43260 s; the task was stopped — find out why the load is slow (task logs, instance size) or raise MAX_REPLICATION_SECONDS",
+            ),
+        ];
+        for (e, name, message) in pinned {
+            let d: Diagnostic = e.into();
+            assert_eq!(
+                serde_json::to_value(&d).unwrap(),
+                serde_json::json!({"errorType": name, "errorMessage": message})
+            );
+        }
     }
 }

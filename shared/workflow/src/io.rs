@@ -83,6 +83,84 @@ pub struct FixSequencesOutput {
     pub changed: u64,
 }
 
+/// Output of `version-check`. The state machine's Choice reads `inSync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionCheckOutput {
+    pub in_sync: bool,
+    pub prod_version: String,
+    pub staging_version: String,
+}
+
+/// Where a replication run stands, as the state machine's Choice sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationStatus {
+    /// Just started (start-dms).
+    Starting,
+    /// Still loading: wait `waitSeconds`, then poll again.
+    Running,
+    /// Stopped with `FULL_LOAD_ONLY_FINISHED` and no table errored.
+    Succeeded,
+}
+
+/// The replication document: `start-dms`'s output and `poll-dms`'s output,
+/// fed back to `poll-dms` as its input's `replication` (so it carries the
+/// run's start time and poll count). Small on purpose: counts, not tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationOutput {
+    pub task_arn: String,
+    pub status: ReplicationStatus,
+    /// `start-replication` or `reload-target`: how this run was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_kind: Option<String>,
+    /// When the run started, seconds since the Unix epoch.
+    pub started_at: u64,
+    /// Seconds since `startedAt`.
+    pub elapsed_seconds: u64,
+    /// The next Wait state's duration (`SecondsPath`); 0 once finished.
+    pub wait_seconds: u64,
+    /// Polls so far (each costs Wait + Task + Choice transitions).
+    pub polls: u32,
+    /// DMS's `FullLoadProgressPercent`, once the task is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_percent: Option<i32>,
+    pub tables_loaded: i64,
+    pub tables_loading: i64,
+    pub tables_queued: i64,
+    pub tables_errored: i64,
+    /// Rows copied, when the replicator reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_loaded: Option<i64>,
+}
+
+/// Input of `poll-dms`: the previous [`ReplicationOutput`] under `replication`
+/// (every field optional, so a hand-made `{}` polls too; unknown fields ignored).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollInput {
+    #[serde(default)]
+    pub replication: Option<PollState>,
+}
+
+/// What `poll-dms` carries from one poll to the next.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollState {
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default)]
+    pub polls: Option<u32>,
+    #[serde(default)]
+    pub start_kind: Option<String>,
+    /// The previous poll's reading (time into the run, percent), for the rate.
+    #[serde(default)]
+    pub elapsed_seconds: Option<u64>,
+    #[serde(default)]
+    pub progress_percent: Option<i32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +185,20 @@ mod tests {
         assert_eq!(v["remaining"], 2);
         assert!(v.get("skippedExisting").is_some());
         assert!(v.get("deletedOrphanRows").is_some());
+    }
+
+    #[test]
+    fn poll_input_takes_the_previous_output_or_nothing() {
+        let p: PollInput = parse_input(json!({})).unwrap();
+        assert!(p.replication.is_none());
+        let p: PollInput = parse_input(json!({
+            "execution": "x",
+            "replication": {"taskArn": "t", "status": "running", "startedAt": 1700000000, "polls": 3, "waitSeconds": 60}
+        }))
+        .unwrap();
+        let r = p.replication.unwrap();
+        assert_eq!((r.started_at, r.polls), (Some(1_700_000_000), Some(3)));
+        let e = parse_input::<PollInput>(json!({"replication": {"startedAt": "yesterday"}})).unwrap_err();
+        assert_eq!(e.name(), "InvalidInput");
     }
 }
