@@ -11,7 +11,8 @@
 //!
 //! The local CLI never links this crate: handlers are generic over the ports.
 
-use aws_config::{retry::RetryConfig, BehaviorVersion, SdkConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{retry::RetryConfig, BehaviorVersion, ConfigLoader};
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
@@ -33,6 +34,11 @@ pub fn retry_config() -> RetryConfig {
 /// Loads the SDK configuration from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL_<SERVICE>`), once per cold start.
 pub async fn sdk_config() -> SdkConfig {
+    config_loader().load().await
+}
+
+/// The loader behind [`sdk_config`], for callers that set more (tests).
+pub fn config_loader() -> ConfigLoader {
     // ring, not the default aws-lc: one crypto provider across the workspace
     // (tokio-postgres-rustls uses ring) and a C-free cross-build for arm64.
     let http = aws_smithy_http_client::Builder::new()
@@ -41,8 +47,6 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .retry_config(retry_config())
-        .load()
-        .await
 }
 
 /// Error codes AWS services use for throttling (the SDK retried them already).

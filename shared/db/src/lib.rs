@@ -16,6 +16,8 @@ pub mod env;
 mod error;
 pub mod fks;
 pub mod lambda;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod sequences;
 mod selection;
 pub mod sql;

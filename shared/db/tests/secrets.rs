@@ -1,0 +1,1 @@
+//! Secrets Manager (moto) tests: see below.
