@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Configuration is read once; a bad one answers every invocation by name.
     let config = poll_dms::Config::from_env();
-    let task = DmsTask::from_conf(&dbsync_aws::sdk_config().await);
+    let task = DmsTask::from_conf(&dbsync_aws::sdk_config().await).with_row_counts();
     let (config, task) = (&config, &task);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let config = config.as_ref().map_err(Clone::clone)?;

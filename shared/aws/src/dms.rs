@@ -22,11 +22,22 @@ use crate::{classify, error_code, error_message};
 #[derive(Debug, Clone)]
 pub struct DmsTask {
     client: Client,
+    row_counts: bool,
 }
 
 impl DmsTask {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            row_counts: false,
+        }
+    }
+
+    /// Also report rows copied once a run has ended (one more call,
+    /// `DescribeTableStatistics`, paginated); for poll-dms's summary.
+    pub fn with_row_counts(mut self) -> Self {
+        self.row_counts = true;
+        self
     }
 
     pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
@@ -102,7 +113,7 @@ impl ReplicationTask for DmsTask {
             .and_then(|s| s.start_date())
             .or(t.replication_task_start_date())
             .and_then(system_time);
-        let rows_loaded = if matches!(status.as_str(), "stopped" | "failed") {
+        let rows_loaded = if self.row_counts && matches!(status.as_str(), "stopped" | "failed") {
             self.rows_loaded(task).await
         } else {
             None

@@ -20,6 +20,8 @@ use dbsync_workflow::StepError;
 
 #[cfg(feature = "dms")]
 pub mod dms;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 /// Attempts per AWS call (first try included). Standard mode backs off
 /// exponentially with jitter and only retries what the SDK classifies as
