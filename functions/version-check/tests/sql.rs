@@ -1,0 +1,91 @@
+//! version-check's SQL source against real PostgreSQL databases (and the
+//! binary configured for it).
+
+use std::path::Path;
+
+use dbsync_db::{Db, DbConfig};
+use dbsync_lambda_test::{error_type, invoke_once, Outcome};
+use dbsync_testpg::Cluster;
+use serde_json::json;
+use version_check::SqlSource;
+
+const QUERY: &str = "select max(version)::text from schema_migrations";
+
+async fn database(prefix: &str, versions: &[i64]) -> dbsync_testpg::TestDb {
+    let db = Cluster::shared().create_db(prefix).await;
+    let c = db.client().await;
+    c.batch_execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY)").await.unwrap();
+    for v in versions {
+        c.execute("INSERT INTO schema_migrations VALUES ($1)", &[v]).await.unwrap();
+    }
+    db
+}
+
+fn handle(url: &str) -> Db {
+    Db::new(DbConfig::from_url(url).unwrap())
+}
+
+#[tokio::test]
+async fn compares_the_query_results() {
+    let (prod, staging) = (database("vprod", &[1, 20251124]).await, database("vstage", &[1, 20251124]).await);
+    let staging_db = handle(&staging.url);
+    // Local mode shares the target's handle: the source borrows it.
+    let src = SqlSource::new(handle(&prod.url), &staging_db, QUERY.into());
+    let out = version_check::handle(&src, json!({})).await.unwrap();
+    assert!(out.in_sync);
+    assert_eq!(out.prod_version, "20251124");
+
+    staging.client().await.batch_execute("DELETE FROM schema_migrations WHERE version > 1").await.unwrap();
+    let out = version_check::handle(&src, json!({})).await.unwrap();
+    assert!(!out.in_sync);
+    assert_eq!(out.staging_version, "1");
+
+    // No migrations recorded: max() is NULL.
+    staging.client().await.batch_execute("DELETE FROM schema_migrations").await.unwrap();
+    let e = version_check::handle(&src, json!({})).await.unwrap_err();
+    assert_eq!(e.name(), "VersionUnavailable");
+    assert!(e.to_string().contains("staging") && e.to_string().contains("NULL"), "{e}");
+
+    // More than one row is not a version.
+    let src = SqlSource::new(handle(&prod.url), &staging_db, "select version::text from schema_migrations".into());
+    assert_eq!(version_check::handle(&src, json!({})).await.unwrap_err().name(), "VersionInvalid");
+}
+
+#[tokio::test]
+async fn missing_tables_and_unreachable_servers_are_named() {
+    let prod = database("vprod2", &[5]).await;
+    let empty = Cluster::shared().create_db("vnotable").await;
+    let src = SqlSource::new(handle(&prod.url), handle(&empty.url), QUERY.into());
+    let e = version_check::handle(&src, json!({})).await.unwrap_err();
+    assert_eq!(e.name(), "DatabaseError");
+    assert!(e.to_string().contains("42P01") && !e.to_string().contains("select max"), "{e}");
+
+    // Nothing listens on port 1.
+    let src = SqlSource::new(handle("postgres://u:secretpw@127.0.0.1:1/db"), handle(&prod.url), QUERY.into());
+    let e = version_check::handle(&src, json!({})).await.unwrap_err();
+    assert_eq!(e.name(), "DatabaseUnavailable");
+    assert!(!e.to_string().contains("secretpw"), "{e}");
+}
+
+#[tokio::test]
+async fn the_binary_reads_both_databases() {
+    let (prod, staging) = (database("vbprod", &[3]).await, database("vbstage", &[3]).await);
+    let env = [
+        ("VERSION_SOURCE", "sql"),
+        ("SOURCE_DATABASE_URL", prod.url.as_str()),
+        ("DATABASE_URL", staging.url.as_str()),
+    ];
+    let event = serde_json::from_str(include_str!("../../../events/version-check.json")).unwrap();
+    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, event);
+    assert_eq!(out, Outcome::Response(json!({"inSync": true, "prodVersion": "3", "stagingVersion": "3"})));
+
+    // Both a URL and a secret for one side: refused rather than guessed.
+    let env = [
+        ("VERSION_SOURCE", "sql"),
+        ("SOURCE_DATABASE_URL", "postgres://u@h/db"),
+        ("SOURCE_DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"),
+        ("DATABASE_URL", "postgres://u@h/db"),
+    ];
+    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
+    assert_eq!(error_type(&out), "ConfigurationError");
+}
