@@ -10,7 +10,11 @@ use dbsync_workflow::{
 };
 use serde_json::Value;
 
-pub async fn handle(env: &StepEnv, event: Value, budget: Budget) -> Result<DropFksOutput, StepError> {
+pub async fn handle(
+    env: &StepEnv,
+    event: Value,
+    budget: Budget,
+) -> Result<DropFksOutput, StepError> {
     let _: DbStepInput = parse_input(event)?;
     let mut client = env.db.client().await?;
     fks::drop_fks(&mut client, &env.selection, env.limits, budget).await

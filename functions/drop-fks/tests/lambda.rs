@@ -22,13 +22,32 @@ async fn answers_an_event_and_names_its_errors() {
     let out = invoke_once(Path::new(BIN), &env, json!({}));
     assert_eq!(error_type(&out), "TargetNotOptedIn");
 
-    let mut c = dbsync_db::DbConfig::from_url(&db.url).unwrap().connect().await.unwrap();
+    let mut c = dbsync_db::DbConfig::from_url(&db.url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     dbsync_db::target::init_target(&mut c).await.unwrap();
     let out = invoke_once(Path::new(BIN), &env, json!({"source": "console"}));
-    assert_eq!(out, Outcome::Response(json!({"tables": 2, "dropped": 1, "saved": 1})));
+    assert_eq!(
+        out,
+        Outcome::Response(json!({"tables": 2, "dropped": 1, "saved": 1}))
+    );
 
-    assert_eq!(error_type(&invoke_once(Path::new(BIN), &env, json!([1, 2]))), "InvalidInput");
-    assert_eq!(error_type(&invoke_once(Path::new(BIN), &[], json!({}))), "ConfigurationError");
-    let bad_mappings = [("DATABASE_URL", db.url.as_str()), ("TABLE_MAPPINGS", "{\"rules\": 3}")];
-    assert_eq!(error_type(&invoke_once(Path::new(BIN), &bad_mappings, json!({}))), "InvalidTableMappings");
+    assert_eq!(
+        error_type(&invoke_once(Path::new(BIN), &env, json!([1, 2]))),
+        "InvalidInput"
+    );
+    assert_eq!(
+        error_type(&invoke_once(Path::new(BIN), &[], json!({}))),
+        "ConfigurationError"
+    );
+    let bad_mappings = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("TABLE_MAPPINGS", "{\"rules\": 3}"),
+    ];
+    assert_eq!(
+        error_type(&invoke_once(Path::new(BIN), &bad_mappings, json!({}))),
+        "InvalidTableMappings"
+    );
 }

@@ -8,7 +8,11 @@ use dbsync_workflow::{
 };
 use serde_json::Value;
 
-pub async fn handle(env: &StepEnv, event: Value, budget: Budget) -> Result<FixSequencesOutput, StepError> {
+pub async fn handle(
+    env: &StepEnv,
+    event: Value,
+    budget: Budget,
+) -> Result<FixSequencesOutput, StepError> {
     let _: DbStepInput = parse_input(event)?;
     let mut client = env.db.client().await?;
     sequences::fix_sequences(&mut client, &env.selection, env.limits, budget).await

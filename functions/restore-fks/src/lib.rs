@@ -19,7 +19,11 @@ use serde_json::Value;
 /// Below this much time left, stop validating and let the state machine call again.
 const MIN_SLICE: Duration = Duration::from_secs(5);
 
-pub async fn handle(env: &StepEnv, event: Value, budget: Budget) -> Result<RestoreFksOutput, StepError> {
+pub async fn handle(
+    env: &StepEnv,
+    event: Value,
+    budget: Budget,
+) -> Result<RestoreFksOutput, StepError> {
     let _: DbStepInput = parse_input(event)?;
     let mut client = env.db.client().await?;
     let opts = RestoreOptions {

@@ -11,7 +11,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_restore-fks");
 #[tokio::test]
 async fn restores_and_applies_the_orphan_policy_from_the_environment() {
     let db = Cluster::shared().create_db("restore").await;
-    let mut c = dbsync_db::DbConfig::from_url(&db.url).unwrap().connect().await.unwrap();
+    let mut c = dbsync_db::DbConfig::from_url(&db.url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     c.batch_execute("CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (p int CONSTRAINT c_p REFERENCES p); INSERT INTO p VALUES (1);")
         .await
         .unwrap();
@@ -21,14 +25,21 @@ async fn restores_and_applies_the_orphan_policy_from_the_environment() {
         lock_timeout: std::time::Duration::from_secs(5),
     };
     let budget = dbsync_db::Budget::from_now(std::time::Duration::from_secs(60));
-    dbsync_db::fks::drop_fks(&mut c, &dbsync_db::Selection::all(), limits, budget).await.unwrap();
-    c.batch_execute("INSERT INTO c VALUES (1), (2)").await.unwrap();
+    dbsync_db::fks::drop_fks(&mut c, &dbsync_db::Selection::all(), limits, budget)
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO c VALUES (1), (2)")
+        .await
+        .unwrap();
 
     let env = [("DATABASE_URL", db.url.as_str())];
     let out = invoke_once(Path::new(BIN), &env, json!({}));
     assert_eq!(error_type(&out), "OrphanRowsFound");
 
-    let env = [("DATABASE_URL", db.url.as_str()), ("ORPHAN_POLICY", "delete")];
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("ORPHAN_POLICY", "delete"),
+    ];
     match invoke_once(Path::new(BIN), &env, json!({})) {
         Outcome::Response(v) => {
             assert_eq!(v["remaining"], 0);
@@ -37,6 +48,12 @@ async fn restores_and_applies_the_orphan_policy_from_the_environment() {
         }
         other => panic!("{other:?}"),
     }
-    let env = [("DATABASE_URL", db.url.as_str()), ("ORPHAN_POLICY", "sometimes")];
-    assert_eq!(error_type(&invoke_once(Path::new(BIN), &env, json!({}))), "ConfigurationError");
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("ORPHAN_POLICY", "sometimes"),
+    ];
+    assert_eq!(
+        error_type(&invoke_once(Path::new(BIN), &env, json!({}))),
+        "ConfigurationError"
+    );
 }

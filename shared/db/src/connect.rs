@@ -137,8 +137,16 @@ impl DbConfig {
             // serde's message can quote a value; only "missing field" is safe to repeat.
             let msg = e.to_string();
             let what = match msg.find("missing field") {
-                Some(i) => msg[i..].split(" at line").next().unwrap_or_default().to_owned(),
-                None => format!("not valid JSON of the expected shape (line {}, column {})", e.line(), e.column()),
+                Some(i) => msg[i..]
+                    .split(" at line")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                None => format!(
+                    "not valid JSON of the expected shape (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
             };
             StepError::Configuration(format!(
                 "the database secret needs host, username, password (and port, dbname): {what}"
@@ -150,7 +158,9 @@ impl DbConfig {
             Some(serde_json::Value::String(p)) => p.parse().ok(),
             Some(_) => None,
         }
-        .ok_or_else(|| StepError::Configuration("the database secret's port is not a valid port number".into()))?;
+        .ok_or_else(|| {
+            StepError::Configuration("the database secret's port is not a valid port number".into())
+        })?;
         if s.host.is_empty() || s.username.is_empty() {
             return Err(StepError::Configuration(
                 "the database secret has an empty host or username".into(),
@@ -332,7 +342,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tls, TlsMode::VerifyFull);
-        assert_eq!(c.ca_file.as_deref(), Some(std::path::Path::new("/etc/rds.pem")));
+        assert_eq!(
+            c.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/rds.pem"))
+        );
         assert_eq!(c.describe(), "u@db.example:6543/app");
         assert!(!format!("{c:?}").contains("secretpw"));
     }
@@ -354,7 +367,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.describe(), "app@h.rds:5432/stage");
         assert_eq!(c.tls, TlsMode::Require);
-        let c = DbConfig::from_secret_json(r#"{"username":"a","password":"b","host":"h","port":"6000"}"#).unwrap();
+        let c = DbConfig::from_secret_json(
+            r#"{"username":"a","password":"b","host":"h","port":"6000"}"#,
+        )
+        .unwrap();
         assert_eq!(c.describe(), "a@h:6000/postgres");
     }
 

@@ -44,7 +44,11 @@ fn millis(name: &str, default: u64) -> Result<Duration, StepError> {
             .ok()
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis)
-            .ok_or_else(|| StepError::Configuration(format!("{name} must be a positive number of milliseconds"))),
+            .ok_or_else(|| {
+                StepError::Configuration(format!(
+                    "{name} must be a positive number of milliseconds"
+                ))
+            }),
     }
 }
 
@@ -60,8 +64,15 @@ pub fn timeouts_from_env() -> Result<Timeouts, StepError> {
 /// (a Secrets Manager ARN, read lazily: once per cold start and again after an
 /// authentication failure), with `DB_SSLMODE`/`DB_SSLROOTCERT` and `timeouts`
 /// applied. Exactly one of the two variables must be set.
-pub fn connection_from_env(url_var: &str, secret_var: &str, app: &str, timeouts: Timeouts) -> Result<Db, StepError> {
-    let tls = var("DB_SSLMODE").map(|m| m.parse::<TlsMode>()).transpose()?;
+pub fn connection_from_env(
+    url_var: &str,
+    secret_var: &str,
+    app: &str,
+    timeouts: Timeouts,
+) -> Result<Db, StepError> {
+    let tls = var("DB_SSLMODE")
+        .map(|m| m.parse::<TlsMode>())
+        .transpose()?;
     let ca = var("DB_SSLROOTCERT").map(PathBuf::from);
     let app = app.to_owned();
     let finish = move |config: DbConfig| {
@@ -105,15 +116,22 @@ impl StepEnv {
             db: connection_from_env("DATABASE_URL", "DB_SECRET_ARN", app, timeouts)?,
             selection: Selection::from_env()?,
             limits: timeouts.into(),
-            orphan_policy: var("ORPHAN_POLICY").map(|p| p.parse()).transpose()?.unwrap_or_default(),
+            orphan_policy: var("ORPHAN_POLICY")
+                .map(|p| p.parse())
+                .transpose()?
+                .unwrap_or_default(),
             margin: millis("TIME_MARGIN_MS", 15_000)?,
         })
     }
 
     /// The budget of an invocation whose deadline is `deadline_ms` (epoch milliseconds).
     pub fn budget(&self, deadline_ms: u64) -> Budget {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(self.margin);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let left =
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(self.margin);
         Budget::until(Instant::now() + left)
     }
 }

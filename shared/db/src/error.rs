@@ -14,7 +14,12 @@ pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
         let message = db.message().to_owned();
         return match code {
             NOT_OPTED_IN => StepError::TargetNotOptedIn {
-                database: db.message().rsplit(' ').next().unwrap_or_default().to_owned(),
+                database: db
+                    .message()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
             },
             "28P01" | "28000" => StepError::AuthenticationFailed(message),
             "55P03" => StepError::LockTimeout(context.to_owned()),
@@ -35,7 +40,9 @@ pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
         };
     }
     if is_tls(&e) {
-        return StepError::Tls(format!("{e}; check sslmode and the CA bundle (sslrootcert)"));
+        return StepError::Tls(format!(
+            "{e}; check sslmode and the CA bundle (sslrootcert)"
+        ));
     }
     // Everything else is transport: refused, reset, closed, timed out.
     StepError::DatabaseUnavailable(format!("{e} (while {context})"))
@@ -48,7 +55,10 @@ fn is_tls(e: &tokio_postgres::Error) -> bool {
             return true;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
                 return true;
             }
         }

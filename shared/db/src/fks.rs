@@ -43,18 +43,28 @@ impl FromStr for OrphanPolicy {
 
 /// The foreign keys a sync would lift, as (child table, constraint, parent
 /// table). Read-only.
-pub async fn plan(client: &mut Client, selection: &Selection) -> Result<Vec<(String, String, String)>, StepError> {
+pub async fn plan(
+    client: &mut Client,
+    selection: &Selection,
+) -> Result<Vec<(String, String, String)>, StepError> {
     let ctx = "planning";
     let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
     tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL transaction_read_only = on")
         .await
         .map_err(|e| classify(e, ctx))?;
-    let oids: Vec<u32> = selected_tables(&tx, selection).await?.iter().map(|t| t.oid).collect();
+    let oids: Vec<u32> = selected_tables(&tx, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
     let rows = tx
         .query_typed(&sql::plan_fks(), &[(&oids, Type::OID_ARRAY)])
         .await
         .map_err(|e| classify(e, ctx))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// Saves and drops every foreign key on or referencing a selected table, in one
@@ -91,7 +101,11 @@ pub async fn drop_fks(
     if !statements.is_empty() {
         tx.batch_execute(&statements).await.map_err(err)?;
     }
-    let saved: i64 = tx.query_typed_one(sql::COUNT_SAVED, &[]).await.map_err(err)?.get(0);
+    let saved: i64 = tx
+        .query_typed_one(sql::COUNT_SAVED, &[])
+        .await
+        .map_err(err)?
+        .get(0);
     tx.commit().await.map_err(err)?;
     Ok(DropFksOutput {
         tables: tables.len() as u64,
@@ -291,13 +305,19 @@ async fn add_phase(
                     queue_idx.push((i, false));
                 }
             }
-            (Some(_), None) | (None, Some(_)) => unreachable!("type and definition come from one row"),
+            (Some(_), None) | (None, Some(_)) => {
+                unreachable!("type and definition come from one row")
+            }
             (None, None) => {
                 if s.must_validate() && s.add_with_validation() {
                     queue_idx.push((i, true));
                     continue;
                 }
-                adds.push_str(&sql::add_constraint(&s.child_table, &s.name, &s.definition_not_valid()));
+                adds.push_str(&sql::add_constraint(
+                    &s.child_table,
+                    &s.name,
+                    &s.definition_not_valid(),
+                ));
                 adds.push_str(";\n");
                 out.added += 1;
                 if s.must_validate() {
@@ -392,7 +412,8 @@ async fn validate_phase(
                 }
                 match e.as_db_error().map(|d| d.code().code()) {
                     Some("23503") => {
-                        handle_orphans(client, opts, budget, work, out, &mut orphan_failures).await?;
+                        handle_orphans(client, opts, budget, work, out, &mut orphan_failures)
+                            .await?;
                         done += 1;
                     }
                     Some("57014") if done == 0 && out.validated == 0 => {
@@ -432,14 +453,20 @@ async fn handle_orphans(
     match policy {
         OrphanPolicy::Fail | OrphanPolicy::KeepNotValid => {
             let count: i64 = client
-                .query_typed_one(&sql::count_orphans(&s.child_table, s.child_only, &predicate), &[])
+                .query_typed_one(
+                    &sql::count_orphans(&s.child_table, s.child_only, &predicate),
+                    &[],
+                )
                 .await
                 .map_err(err)?
                 .get(0);
             if policy == OrphanPolicy::Fail {
                 failures.push(format!("{}: {count} orphan row(s)", s.label()));
             } else {
-                client.batch_execute(&sql::keep_not_valid(&s.key())).await.map_err(err)?;
+                client
+                    .batch_execute(&sql::keep_not_valid(&s.key()))
+                    .await
+                    .map_err(err)?;
                 out.kept_not_valid.push(OrphanReport {
                     constraint: s.label(),
                     orphan_rows: count as u64,
@@ -456,16 +483,24 @@ async fn handle_orphans(
             .await
             .map_err(err)?;
             let delete = if s.child_table == s.parent_table {
-                sql::delete_orphan_trees(&s.child_table, s.child_only, &predicate, &s.child_columns, &s.parent_columns)
+                sql::delete_orphan_trees(
+                    &s.child_table,
+                    s.child_only,
+                    &predicate,
+                    &s.child_columns,
+                    &s.parent_columns,
+                )
             } else {
                 sql::delete_orphans(&s.child_table, s.child_only, &predicate)
             };
-            let blocked = |e: tokio_postgres::Error| match e.as_db_error().map(|d| d.code().code()) {
+            let blocked = |e: tokio_postgres::Error| {
+                match e.as_db_error().map(|d| d.code().code()) {
                 Some("23503") => StepError::OrphanRows(format!(
                     "{}: its orphan rows cannot be deleted because rows of another table reference them",
                     s.label()
                 )),
                 _ => classify(e, ctx),
+            }
             };
             // Repeat until none are left: deleting can orphan rows further down.
             loop {
@@ -475,9 +510,13 @@ async fn handle_orphans(
                     break;
                 }
             }
-            tx.batch_execute(&format!("{};\n{}", work.statement(), sql::forget_saved(&s.key())))
-                .await
-                .map_err(|e| classify(e, "validating foreign keys"))?;
+            tx.batch_execute(&format!(
+                "{};\n{}",
+                work.statement(),
+                sql::forget_saved(&s.key())
+            ))
+            .await
+            .map_err(|e| classify(e, "validating foreign keys"))?;
             tx.commit().await.map_err(err)?;
             out.validated += 1;
         }
@@ -487,7 +526,12 @@ async fn handle_orphans(
 
 fn summarize(items: &[String]) -> String {
     const SHOWN: usize = 10;
-    let mut s = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if items.len() > SHOWN {
         s.push_str(&format!("; and {} more", items.len() - SHOWN));
     }

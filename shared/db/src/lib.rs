@@ -18,8 +18,8 @@ pub mod fks;
 pub mod lambda;
 #[cfg(feature = "secrets")]
 pub mod secrets;
-pub mod sequences;
 mod selection;
+pub mod sequences;
 pub mod sql;
 pub mod target;
 mod tls;

@@ -31,17 +31,20 @@ pub async fn fetch(client: &Client, arn: &str) -> Result<DbConfig, StepError> {
                     "{arn} ({})",
                     dbsync_aws::error_code(&e).unwrap_or("no error code")
                 )),
-            })
+            });
         }
     };
     let text = out.secret_string().ok_or_else(|| {
-        StepError::SecretInvalid(format!("{arn}: it holds no SecretString (binary secrets are not supported)"))
+        StepError::SecretInvalid(format!(
+            "{arn}: it holds no SecretString (binary secrets are not supported)"
+        ))
     })?;
     DbConfig::from_secret_json(text).map_err(|e| match e {
         // from_secret_json never quotes the secret; keep its explanation, name the secret.
-        StepError::Configuration(m) => {
-            StepError::SecretInvalid(format!("{arn}: {}", m.strip_prefix("the database secret ").unwrap_or(&m)))
-        }
+        StepError::Configuration(m) => StepError::SecretInvalid(format!(
+            "{arn}: {}",
+            m.strip_prefix("the database secret ").unwrap_or(&m)
+        )),
         other => other,
     })
 }

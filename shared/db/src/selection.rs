@@ -77,28 +77,51 @@ impl Selection {
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
-                    .ok_or_else(|| bad(format!("rule {id}: object-locator needs a non-empty \"{key}\"")))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "rule {id}: object-locator needs a non-empty \"{key}\""
+                        ))
+                    })
             };
             let (schema, table) = (name("schema-name")?, name("table-name")?);
             if action == Action::Explicit && (schema.contains('%') || table.contains('%')) {
-                return Err(bad(format!("rule {id}: explicit rules cannot use the % wildcard")));
+                return Err(bad(format!(
+                    "rule {id}: explicit rules cannot use the % wildcard"
+                )));
             }
-            if rule.get("filters").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
+            if rule
+                .get("filters")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+            {
                 // Row filters would leave a partial copy the FK and sequence steps cannot reason about.
-                return Err(bad(format!("rule {id}: row filters are not supported by dbsync")));
+                return Err(bad(format!(
+                    "rule {id}: row filters are not supported by dbsync"
+                )));
             }
-            parsed.push(Rule { action, schema, table });
+            parsed.push(Rule {
+                action,
+                schema,
+                table,
+            });
         }
         if !parsed.iter().any(|r| r.action != Action::Exclude) {
-            return Err(bad("no include or explicit selection rule: nothing would be synced".into()));
+            return Err(bad(
+                "no include or explicit selection rule: nothing would be synced".into(),
+            ));
         }
-        Ok(Self { rules: Some(parsed) })
+        Ok(Self {
+            rules: Some(parsed),
+        })
     }
 
     /// Reads `TABLE_MAPPINGS` (the JSON itself) or `TABLE_MAPPINGS_FILE` (a path);
     /// neither means every table.
     pub fn from_env() -> Result<Self, StepError> {
-        if let Some(text) = std::env::var("TABLE_MAPPINGS").ok().filter(|s| !s.trim().is_empty()) {
+        if let Some(text) = std::env::var("TABLE_MAPPINGS")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
             return Self::from_json(&text);
         }
         if let Some(path) = std::env::var_os("TABLE_MAPPINGS_FILE").filter(|s| !s.is_empty()) {
@@ -118,7 +141,9 @@ impl Selection {
         if is_reserved(schema, table) {
             return false;
         }
-        let Some(rules) = &self.rules else { return true };
+        let Some(rules) = &self.rules else {
+            return true;
+        };
         let hit = |r: &Rule| match r.action {
             Action::Explicit => r.schema == schema && r.table == table,
             _ => like(&r.schema, schema) && like(&r.table, table),
@@ -130,8 +155,10 @@ impl Selection {
 
 /// System schemas, the project's own schema and DMS's control tables.
 pub fn is_reserved(schema: &str, table: &str) -> bool {
-    matches!(schema, "pg_catalog" | "information_schema" | "pg_toast" | PROJECT_SCHEMA)
-        || schema.starts_with("pg_temp_")
+    matches!(
+        schema,
+        "pg_catalog" | "information_schema" | "pg_toast" | PROJECT_SCHEMA
+    ) || schema.starts_with("pg_temp_")
         || schema.starts_with("pg_toast_temp_")
         || table.starts_with("awsdms_")
 }
@@ -185,14 +212,12 @@ mod tests {
 
     #[test]
     fn include_exclude_explicit() {
-        let s = sel(
-            r#"[
+        let s = sel(r#"[
             {"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"public","table-name":"%"},"rule-action":"include"},
             {"rule-type":"selection","rule-id":"2","rule-name":"2","object-locator":{"schema-name":"public","table-name":"audit%"},"rule-action":"exclude"},
             {"rule-type":"selection","rule-id":"3","rule-name":"3","object-locator":{"schema-name":"Sales","table-name":"Big Table"},"rule-action":"explicit"},
             {"rule-type":"transformation","rule-id":"4","rule-name":"4","rule-target":"schema","object-locator":{"schema-name":"%"},"rule-action":"convert-lowercase"}
-        ]"#,
-        );
+        ]"#);
         assert!(s.matches("public", "orders"));
         assert!(!s.matches("public", "audit_log"));
         assert!(s.matches("Sales", "Big Table"));

@@ -36,13 +36,19 @@ impl SequenceUse {
         let (min, max) = (i128::from(self.min), i128::from(self.max));
         if self.descending() {
             if v < min {
-                return Err(format!("{}: data reaches {v}, below MINVALUE {min}", self.name));
+                return Err(format!(
+                    "{}: data reaches {v}, below MINVALUE {min}",
+                    self.name
+                ));
             }
             // Data above the range cannot collide with values the sequence will produce.
             Ok(if v > max { start } else { (v as i64, true) })
         } else {
             if v > max {
-                return Err(format!("{}: data reaches {v}, beyond MAXVALUE {max}", self.name));
+                return Err(format!(
+                    "{}: data reaches {v}, beyond MAXVALUE {max}",
+                    self.name
+                ));
             }
             Ok(if v < min { start } else { (v as i64, true) })
         }
@@ -98,11 +104,18 @@ pub async fn fix_sequences(
     ))
     .await
     .map_err(err)?;
-    let oids: Vec<u32> = selected_tables(&tx, selection).await?.iter().map(|t| t.oid).collect();
+    let oids: Vec<u32> = selected_tables(&tx, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
     let uses = sequence_uses(&tx, &oids).await?;
     if uses.is_empty() {
         tx.commit().await.map_err(err)?;
-        return Ok(FixSequencesOutput { sequences: 0, changed: 0 });
+        return Ok(FixSequencesOutput {
+            sequences: 0,
+            changed: 0,
+        });
     }
     let (mut seq, mut tbl, mut col, mut desc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for u in &uses {
@@ -150,7 +163,11 @@ pub async fn fix_sequences(
     if !seqs.is_empty() {
         tx.query_typed(
             sql::SET_SEQUENCES,
-            &[(&seqs, Type::OID_ARRAY), (&values, Type::INT8_ARRAY), (&called, Type::BOOL_ARRAY)],
+            &[
+                (&seqs, Type::OID_ARRAY),
+                (&values, Type::INT8_ARRAY),
+                (&called, Type::BOOL_ARRAY),
+            ],
         )
         .await
         .map_err(err)?;
@@ -166,8 +183,12 @@ pub async fn fix_sequences(
 /// value clear of the data in both directions.
 fn parse_integer_part(text: &str) -> Result<i128, String> {
     let int = text.split('.').next().unwrap_or(text);
-    int.parse::<i128>()
-        .map_err(|_| format!("a sequence column holds a value too large to compare ({} digits)", int.len()))
+    int.parse::<i128>().map_err(|_| {
+        format!(
+            "a sequence column holds a value too large to compare ({} digits)",
+            int.len()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -205,7 +226,10 @@ mod tests {
     fn integer_parts() {
         assert_eq!(parse_integer_part("42"), Ok(42));
         assert_eq!(parse_integer_part("-10.5"), Ok(-10));
-        assert_eq!(parse_integer_part("99999999999999999999"), Ok(99_999_999_999_999_999_999));
+        assert_eq!(
+            parse_integer_part("99999999999999999999"),
+            Ok(99_999_999_999_999_999_999)
+        );
         assert!(parse_integer_part("1".repeat(60).as_str()).is_err());
     }
 }

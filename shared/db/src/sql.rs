@@ -228,11 +228,17 @@ pub fn keep_not_valid(key: &str) -> String {
 }
 
 pub fn add_constraint(table: &str, constraint: &str, definition: &str) -> String {
-    format!("ALTER TABLE {table} ADD CONSTRAINT {} {definition}", ident(constraint))
+    format!(
+        "ALTER TABLE {table} ADD CONSTRAINT {} {definition}",
+        ident(constraint)
+    )
 }
 
 pub fn validate_constraint(table: &str, constraint: &str) -> String {
-    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", ident(constraint))
+    format!(
+        "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+        ident(constraint)
+    )
 }
 
 /// Rows of the child that violate the FK. `MATCH SIMPLE` ignores a row with

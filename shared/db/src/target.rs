@@ -11,7 +11,9 @@ use crate::{classify, sql};
 pub async fn init_target(client: &mut Client) -> Result<(), StepError> {
     let ctx = "opting the database in as a sync target";
     let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
-    tx.batch_execute(sql::INIT_TARGET).await.map_err(|e| classify(e, ctx))?;
+    tx.batch_execute(sql::INIT_TARGET)
+        .await
+        .map_err(|e| classify(e, ctx))?;
     tx.commit().await.map_err(|e| classify(e, ctx))
 }
 

@@ -32,10 +32,16 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, StepError> {
             let mut added = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| {
-                    StepError::Configuration(format!("CA bundle {} is not valid PEM: {e}", path.display()))
+                    StepError::Configuration(format!(
+                        "CA bundle {} is not valid PEM: {e}",
+                        path.display()
+                    ))
                 })?;
                 store.add(cert).map_err(|e| {
-                    StepError::Configuration(format!("CA bundle {} holds an unusable certificate: {e}", path.display()))
+                    StepError::Configuration(format!(
+                        "CA bundle {} holds an unusable certificate: {e}",
+                        path.display()
+                    ))
                 })?;
                 added += 1;
             }
@@ -51,21 +57,29 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, StepError> {
     Ok(store)
 }
 
-pub(crate) fn connector(mode: TlsMode, ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StepError> {
+pub(crate) fn connector(
+    mode: TlsMode,
+    ca_file: Option<&Path>,
+) -> Result<MakeRustlsConnect, StepError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| StepError::Tls(e.to_string()))?;
     let config = match mode {
         TlsMode::Disable => unreachable!("no TLS connector for sslmode=disable"),
-        TlsMode::VerifyFull => builder.with_root_certificates(roots(ca_file)?).with_no_client_auth(),
+        TlsMode::VerifyFull => builder
+            .with_root_certificates(roots(ca_file)?)
+            .with_no_client_auth(),
         TlsMode::VerifyCa | TlsMode::Require => {
             let verifier: Arc<dyn ServerCertVerifier> = if mode == TlsMode::Require {
                 Arc::new(AnyCert(provider))
             } else {
-                let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
-                    .build()
-                    .map_err(|e| StepError::Tls(e.to_string()))?;
+                let inner = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots(ca_file)?),
+                    provider,
+                )
+                .build()
+                .map_err(|e| StepError::Tls(e.to_string()))?;
                 Arc::new(ChainOnly(inner))
             };
             builder
@@ -91,7 +105,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -141,7 +158,12 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -149,7 +171,12 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()

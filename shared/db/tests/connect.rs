@@ -18,7 +18,10 @@ fn tls_cluster() -> &'static Cluster {
 
 async fn ssl_in_use(client: &tokio_postgres::Client) -> bool {
     client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0)
@@ -29,33 +32,62 @@ async fn tls_modes_behave_like_libpq() {
     let c = tls_cluster();
     let ca = c.ca_file();
     let url = |host: &str, mode: &str| {
-        format!("postgres://postgres@{host}:{}/postgres?sslmode={mode}&sslrootcert={}", c.port, ca.display())
+        format!(
+            "postgres://postgres@{host}:{}/postgres?sslmode={mode}&sslrootcert={}",
+            c.port,
+            ca.display()
+        )
     };
 
-    let plain = DbConfig::from_url(&url("127.0.0.1", "disable")).unwrap().connect().await.unwrap();
-    assert!(!ssl_in_use(&plain).await);
-
-    let require = DbConfig::from_url(&format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=require", c.port))
+    let plain = DbConfig::from_url(&url("127.0.0.1", "disable"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    assert!(ssl_in_use(&require).await, "require encrypts without checking the certificate");
+    assert!(!ssl_in_use(&plain).await);
+
+    let require = DbConfig::from_url(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        c.port
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    assert!(
+        ssl_in_use(&require).await,
+        "require encrypts without checking the certificate"
+    );
 
     // The certificate names localhost only: verify-ca accepts an IP, verify-full does not.
-    let ca_ok = DbConfig::from_url(&url("127.0.0.1", "verify-ca")).unwrap().connect().await.unwrap();
+    let ca_ok = DbConfig::from_url(&url("127.0.0.1", "verify-ca"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     assert!(ssl_in_use(&ca_ok).await);
-    let err = DbConfig::from_url(&url("127.0.0.1", "verify-full")).unwrap().connect().await.unwrap_err();
-    assert_eq!(err.name(), "DatabaseTlsError", "{err}");
-    let full_ok = DbConfig::from_url(&url("localhost", "verify-full")).unwrap().connect().await.unwrap();
-    assert!(ssl_in_use(&full_ok).await);
-
-    // Without our CA (public roots only) the self-signed chain is rejected.
-    let err = DbConfig::from_url(&format!("postgres://postgres@localhost:{}/postgres?sslmode=verify-ca", c.port))
+    let err = DbConfig::from_url(&url("127.0.0.1", "verify-full"))
         .unwrap()
         .connect()
         .await
         .unwrap_err();
+    assert_eq!(err.name(), "DatabaseTlsError", "{err}");
+    let full_ok = DbConfig::from_url(&url("localhost", "verify-full"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert!(ssl_in_use(&full_ok).await);
+
+    // Without our CA (public roots only) the self-signed chain is rejected.
+    let err = DbConfig::from_url(&format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-ca",
+        c.port
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "DatabaseTlsError", "{err}");
 
     let err = DbConfig::from_url(&format!(
@@ -72,28 +104,46 @@ async fn tls_modes_behave_like_libpq() {
 #[tokio::test]
 async fn tls_against_a_server_without_tls_is_a_named_error() {
     let c = Cluster::shared();
-    let err = DbConfig::from_url(&format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=require", c.port))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = DbConfig::from_url(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        c.port
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "DatabaseTlsError", "{err}");
 }
 
 #[tokio::test]
 async fn wrong_password_is_named_and_never_echoed() {
     let c = Cluster::shared();
-    let good = format!("postgres://{PASSWORD_USER}:{}@127.0.0.1:{}/postgres", PASSWORD.replace(' ', "%20"), c.port);
+    let good = format!(
+        "postgres://{PASSWORD_USER}:{}@127.0.0.1:{}/postgres",
+        PASSWORD.replace(' ', "%20"),
+        c.port
+    );
     DbConfig::from_url(&good).unwrap().connect().await.unwrap();
-    let bad = format!("postgres://{PASSWORD_USER}:Sup3rS3cret@127.0.0.1:{}/postgres", c.port);
-    let err = DbConfig::from_url(&bad).unwrap().connect().await.unwrap_err();
+    let bad = format!(
+        "postgres://{PASSWORD_USER}:Sup3rS3cret@127.0.0.1:{}/postgres",
+        c.port
+    );
+    let err = DbConfig::from_url(&bad)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "DatabaseAuthenticationFailed", "{err}");
     assert!(!err.to_string().contains("Sup3rS3cret"), "{err}");
 }
 
 #[tokio::test]
 async fn unreachable_server_is_transient() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let err = DbConfig::from_url(&format!("postgres://u:pw@127.0.0.1:{port}/db"))
         .unwrap()
         .connect()
@@ -101,11 +151,14 @@ async fn unreachable_server_is_transient() {
         .unwrap_err();
     assert_eq!(err.name(), "DatabaseUnavailable", "{err}");
     assert!(err.is_transient());
-    let err = DbConfig::from_url(&format!("postgres://postgres@127.0.0.1:{}/no_such_db", Cluster::shared().port))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = DbConfig::from_url(&format!(
+        "postgres://postgres@127.0.0.1:{}/no_such_db",
+        Cluster::shared().port
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "ConfigurationError", "{err}");
 }
 
@@ -121,18 +174,39 @@ async fn sessions_carry_the_configured_time_limits() {
         .connect()
         .await
         .unwrap();
-    let st: String = client.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0);
-    let lt: String = client.query_one("SHOW lock_timeout", &[]).await.unwrap().get(0);
+    let st: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let lt: String = client
+        .query_one("SHOW lock_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!((st.as_str(), lt.as_str()), ("1500ms", "250ms"));
-    let err = client.batch_execute("SELECT pg_sleep(3)").await.unwrap_err();
-    assert_eq!(dbsync_db::classify(err, "sleeping").name(), "StatementTimeout");
+    let err = client
+        .batch_execute("SELECT pg_sleep(3)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dbsync_db::classify(err, "sleeping").name(),
+        "StatementTimeout"
+    );
 }
 
 #[tokio::test]
 async fn handle_reconnects_after_the_session_dies() {
     let db = Cluster::shared().create_db("reconnect").await;
     let handle = Db::new(DbConfig::from_url(&db.url).unwrap());
-    let pid: i32 = handle.client().await.unwrap().query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid: i32 = handle
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     db.client()
         .await
         .batch_execute(&format!("SELECT pg_terminate_backend({pid})"))
@@ -148,7 +222,14 @@ async fn handle_reconnects_after_the_session_dies() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ...and the next one gets a new session.
-    let new_pid: i32 = handle.client().await.unwrap().query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let new_pid: i32 = handle
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_ne!(pid, new_pid);
 }
 
@@ -156,7 +237,10 @@ async fn handle_reconnects_after_the_session_dies() {
 async fn secret_json_connects_and_rotation_is_refetched() {
     let c = Cluster::shared();
     let secret = |pw: &str| {
-        format!(r#"{{"engine":"postgres","host":"127.0.0.1","port":{},"username":"{PASSWORD_USER}","password":"{pw}","dbname":"postgres"}}"#, c.port)
+        format!(
+            r#"{{"engine":"postgres","host":"127.0.0.1","port":{},"username":"{PASSWORD_USER}","password":"{pw}","dbname":"postgres"}}"#,
+            c.port
+        )
     };
     // The first load returns a stale password; a refresh returns the rotated one.
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -164,10 +248,27 @@ async fn secret_json_connects_and_rotation_is_refetched() {
     let counter = calls.clone();
     let handle = Db::with_loader(Arc::new(move |refresh| {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let text = if refresh { fresh.clone() } else { stale.clone() };
-        Box::pin(async move { Ok(DbConfig::from_secret_json(&text)?.with_tls(TlsMode::Disable, None)) })
+        let text = if refresh {
+            fresh.clone()
+        } else {
+            stale.clone()
+        };
+        Box::pin(
+            async move { Ok(DbConfig::from_secret_json(&text)?.with_tls(TlsMode::Disable, None)) },
+        )
     }));
-    let user: String = handle.client().await.unwrap().query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    let user: String = handle
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(user, PASSWORD_USER);
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "loaded, then refreshed once");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "loaded, then refreshed once"
+    );
 }

@@ -61,17 +61,25 @@ INSERT INTO staging_only.notes VALUES (1, 3);
 "#;
 
 fn in_scope(snapshot: &FkSnapshot) -> usize {
-    snapshot.keys().filter(|(t, _)| !t.starts_with("staging_only.b")).count()
+    snapshot
+        .keys()
+        .filter(|(t, _)| !t.starts_with("staging_only.b"))
+        .count()
 }
 
 #[tokio::test]
 async fn round_trip_restores_every_definition_exactly() {
     let (_db, mut client) = setup(KITCHEN_SINK, true).await;
     let before = fk_snapshot(&client).await;
-    assert!(before.len() >= 16, "fixture should hold many FKs: {before:#?}");
+    assert!(
+        before.len() >= 16,
+        "fixture should hold many FKs: {before:#?}"
+    );
     let sel = select(&["app", "Other Schema"]);
 
-    let out = fks::drop_fks(&mut client, &sel, LIMITS, budget()).await.unwrap();
+    let out = fks::drop_fks(&mut client, &sel, LIMITS, budget())
+        .await
+        .unwrap();
     let after_drop = fk_snapshot(&client).await;
     assert_eq!(
         after_drop.keys().collect::<Vec<_>>(),
@@ -83,7 +91,9 @@ async fn round_trip_restores_every_definition_exactly() {
     assert_eq!(saved_count(&client).await, out.saved as i64);
 
     // A second drop (a retry) changes nothing and loses nothing.
-    let again = fks::drop_fks(&mut client, &sel, LIMITS, budget()).await.unwrap();
+    let again = fks::drop_fks(&mut client, &sel, LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!(again.dropped, 0);
     assert_eq!(again.saved, out.saved);
 
@@ -91,10 +101,13 @@ async fn round_trip_restores_every_definition_exactly() {
         .await
         .unwrap();
     assert_eq!(restored.remaining, 0, "{restored:?}");
-    assert_eq!(restored.added + restored.validated > 0, true);
+    assert!(restored.added > 0 && restored.validated > 0, "{restored:?}");
     assert_eq!(saved_count(&client).await, 0);
     let after = fk_snapshot(&client).await;
-    assert_eq!(before, after, "definitions and flags must round-trip exactly");
+    assert_eq!(
+        before, after,
+        "definitions and flags must round-trip exactly"
+    );
     assert!(
         after[&("app.child".to_owned(), "child_e_not_valid".to_owned())].contains("NOT VALID"),
         "a NOT VALID FK comes back NOT VALID"
@@ -105,7 +118,10 @@ async fn round_trip_restores_every_definition_exactly() {
     let second = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
-    assert_eq!((second.added, second.validated, second.remaining), (0, 0, 0));
+    assert_eq!(
+        (second.added, second.validated, second.remaining),
+        (0, 0, 0)
+    );
     assert_eq!(fk_snapshot(&client).await, before);
 }
 
@@ -117,12 +133,19 @@ async fn non_selected_referencing_table_is_lifted_too() {
     )
     .unwrap();
     let before = fk_snapshot(&client).await;
-    let out = fks::drop_fks(&mut client, &sel, LIMITS, budget()).await.unwrap();
+    let out = fks::drop_fks(&mut client, &sel, LIMITS, budget())
+        .await
+        .unwrap();
     let after = fk_snapshot(&client).await;
     assert_eq!(out.tables, 1);
     // Every FK referencing app.parent is gone, from any schema; the others stay.
-    assert!(!after.keys().any(|(t, n)| t == "staging_only.notes" && n == "notes_parent_id_fkey"));
-    assert!(!after.values().any(|d| d.contains("REFERENCES app.parent")), "{after:#?}");
+    assert!(!after
+        .keys()
+        .any(|(t, n)| t == "staging_only.notes" && n == "notes_parent_id_fkey"));
+    assert!(
+        !after.values().any(|d| d.contains("REFERENCES app.parent")),
+        "{after:#?}"
+    );
     assert!(after.contains_key(&("app.tree".to_owned(), "tree_parent_id_fkey".to_owned())));
     assert!(after.contains_key(&("app.m2".to_owned(), "m2_m1_id_fkey".to_owned())));
     fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
@@ -135,9 +158,13 @@ async fn non_selected_referencing_table_is_lifted_too() {
 async fn saved_sets_merge_across_drops() {
     let (_db, mut client) = setup(KITCHEN_SINK, true).await;
     let before = fk_snapshot(&client).await;
-    let first = fks::drop_fks(&mut client, &select(&["Other Schema"]), LIMITS, budget()).await.unwrap();
+    let first = fks::drop_fks(&mut client, &select(&["Other Schema"]), LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!(first.dropped, 1);
-    let second = fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    let second = fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!(second.saved, first.saved + second.dropped);
     fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
@@ -152,12 +179,19 @@ async fn half_restored_state_is_not_overwritten_by_a_new_drop() {
     let (_db, mut client) = setup(KITCHEN_SINK, true).await;
     let before = fk_snapshot(&client).await;
     let sel = select(&["app", "Other Schema"]);
-    fks::drop_fks(&mut client, &sel, LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &sel, LIMITS, budget())
+        .await
+        .unwrap();
     let mut opts = restore_opts(OrphanPolicy::Fail);
     opts.min_slice = Duration::from_secs(3600); // add NOT VALID, validate nothing
     let partial = fks::restore_fks(&mut client, opts, budget()).await.unwrap();
-    assert!(partial.remaining > 0 && partial.validated == 0, "{partial:?}");
-    fks::drop_fks(&mut client, &sel, LIMITS, budget()).await.unwrap();
+    assert!(
+        partial.remaining > 0 && partial.validated == 0,
+        "{partial:?}"
+    );
+    fks::drop_fks(&mut client, &sel, LIMITS, budget())
+        .await
+        .unwrap();
     fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
@@ -168,12 +202,17 @@ async fn half_restored_state_is_not_overwritten_by_a_new_drop() {
 async fn restore_resumes_across_invocations() {
     let (_db, mut client) = setup(KITCHEN_SINK, true).await;
     let before = fk_snapshot(&client).await;
-    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     let mut opts = restore_opts(OrphanPolicy::Fail);
     opts.min_slice = Duration::from_secs(3600);
     let first = fks::restore_fks(&mut client, opts, budget()).await.unwrap();
     assert!(first.remaining > 0);
-    assert!(saved_count(&client).await > 0, "unvalidated definitions stay saved");
+    assert!(
+        saved_count(&client).await > 0,
+        "unvalidated definitions stay saved"
+    );
     let second = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
@@ -186,7 +225,9 @@ async fn restore_resumes_across_invocations() {
 async fn identical_existing_constraint_is_skipped_and_a_different_one_fails_loudly() {
     let (_db, mut client) = setup(KITCHEN_SINK, true).await;
     let before = fk_snapshot(&client).await;
-    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     client
         .batch_execute("ALTER TABLE app.tree ADD CONSTRAINT tree_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES app.tree DEFERRABLE")
         .await
@@ -202,11 +243,21 @@ async fn identical_existing_constraint_is_skipped_and_a_different_one_fails_loud
         .unwrap_err();
     assert_eq!(err.name(), "ConstraintConflict");
     assert!(err.to_string().contains("app.x1"), "{err}");
-    assert!(!err.to_string().contains("ALTER"), "no SQL in messages: {err}");
-    assert_eq!(fk_snapshot(&client).await, mid, "a conflict changes nothing");
+    assert!(
+        !err.to_string().contains("ALTER"),
+        "no SQL in messages: {err}"
+    );
+    assert_eq!(
+        fk_snapshot(&client).await,
+        mid,
+        "a conflict changes nothing"
+    );
     assert_eq!(saved_count(&client).await, saved);
 
-    client.batch_execute("ALTER TABLE app.x1 DROP CONSTRAINT same_name").await.unwrap();
+    client
+        .batch_execute("ALTER TABLE app.x1 DROP CONSTRAINT same_name")
+        .await
+        .unwrap();
     let out = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
@@ -241,7 +292,9 @@ INSERT INTO ev VALUES (10, 77, '2024-02-02');
 async fn orphans_fail_policy_reports_and_keeps_everything_saved() {
     let (_db, mut client) = setup(ORPHANS, true).await;
     let before = fk_snapshot(&client).await;
-    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap();
     client.batch_execute(MAKE_ORPHANS).await.unwrap();
     let err = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
@@ -258,7 +311,11 @@ async fn orphans_fail_policy_reports_and_keeps_everything_saved() {
     }
     assert!(!msg.contains("99"), "no row values in messages: {msg}");
     assert_eq!(saved_count(&client).await, 4, "nothing failed is forgotten");
-    let nv = count(&client, "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent' AND NOT convalidated").await;
+    let nv = count(
+        &client,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent' AND NOT convalidated",
+    )
+    .await;
     assert_eq!(nv, 1, "the constraint stays, NOT VALID");
 
     // The operator fixes the data; the next restore completes the job exactly.
@@ -278,7 +335,9 @@ async fn orphans_fail_policy_reports_and_keeps_everything_saved() {
 async fn orphans_delete_policy_deletes_them_and_validates() {
     let (_db, mut client) = setup(ORPHANS, true).await;
     let before = fk_snapshot(&client).await;
-    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap();
     client.batch_execute(MAKE_ORPHANS).await.unwrap();
     let out = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Delete), budget())
         .await
@@ -287,7 +346,11 @@ async fn orphans_delete_policy_deletes_them_and_validates() {
     assert_eq!(out.deleted_orphan_rows, 2 + 2 + 3 + 1, "{out:?}");
     assert_eq!(out.remaining, 0);
     assert_eq!(fk_snapshot(&client).await, before);
-    assert_eq!(count(&client, "SELECT count(*) FROM child").await, 3, "valid rows and NULL keys stay");
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM child").await,
+        3,
+        "valid rows and NULL keys stay"
+    );
     assert_eq!(count(&client, "SELECT count(*) FROM full_child").await, 2);
     assert_eq!(count(&client, "SELECT count(*) FROM tree").await, 0);
 }
@@ -295,22 +358,42 @@ async fn orphans_delete_policy_deletes_them_and_validates() {
 #[tokio::test]
 async fn orphans_keep_not_valid_policy_leaves_them_not_valid() {
     let (_db, mut client) = setup(ORPHANS, true).await;
-    fks::drop_fks(&mut client, &select(&["public"]), LIMITS, budget()).await.unwrap();
-    client.batch_execute("INSERT INTO child VALUES (10, 99)").await.unwrap();
-    let out = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::KeepNotValid), budget())
+    fks::drop_fks(&mut client, &select(&["public"]), LIMITS, budget())
         .await
         .unwrap();
+    client
+        .batch_execute("INSERT INTO child VALUES (10, 99)")
+        .await
+        .unwrap();
+    let out = fks::restore_fks(
+        &mut client,
+        restore_opts(OrphanPolicy::KeepNotValid),
+        budget(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.remaining, 0);
     assert_eq!(out.kept_not_valid.len(), 1, "{out:?}");
-    assert_eq!(out.kept_not_valid[0].constraint, "public.child.\"child_parent\"");
+    assert_eq!(
+        out.kept_not_valid[0].constraint,
+        "public.child.\"child_parent\""
+    );
     assert_eq!(out.kept_not_valid[0].orphan_rows, 1);
-    let nv = count(&client, "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent' AND NOT convalidated").await;
+    let nv = count(
+        &client,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent' AND NOT convalidated",
+    )
+    .await;
     assert_eq!(nv, 1);
     // Still saved as valid: the next sync will try to validate it again.
     assert_eq!(saved_count(&client).await, 1);
-    let again = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::KeepNotValid), budget())
-        .await
-        .unwrap();
+    let again = fks::restore_fks(
+        &mut client,
+        restore_opts(OrphanPolicy::KeepNotValid),
+        budget(),
+    )
+    .await
+    .unwrap();
     assert_eq!((again.added, again.validated, again.remaining), (0, 0, 0));
 }
 
@@ -318,7 +401,9 @@ async fn orphans_keep_not_valid_policy_leaves_them_not_valid() {
 async fn refused_without_opt_in_and_nothing_changes() {
     let (_db, mut client) = setup(KITCHEN_SINK, false).await;
     let before = fk_snapshot(&client).await;
-    let err = fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap_err();
+    let err = fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "TargetNotOptedIn");
     assert!(err.to_string().contains("init-target"), "{err}");
     let err = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
@@ -326,16 +411,31 @@ async fn refused_without_opt_in_and_nothing_changes() {
         .unwrap_err();
     assert_eq!(err.name(), "TargetNotOptedIn");
     assert_eq!(
-        dbsync_db::target::check_target(&mut client).await.unwrap_err().name(),
+        dbsync_db::target::check_target(&mut client)
+            .await
+            .unwrap_err()
+            .name(),
         "TargetNotOptedIn"
     );
     assert_eq!(fk_snapshot(&client).await, before);
-    assert_eq!(count(&client, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbsync'").await, 0);
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbsync'"
+        )
+        .await,
+        0
+    );
 
     // A marker naming another database (a restored copy) does not count either.
     dbsync_db::target::init_target(&mut client).await.unwrap();
-    client.batch_execute("UPDATE dbsync.target SET database = 'prod'").await.unwrap();
-    let err = fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap_err();
+    client
+        .batch_execute("UPDATE dbsync.target SET database = 'prod'")
+        .await
+        .unwrap();
+    let err = fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "TargetNotOptedIn");
     dbsync_db::target::init_target(&mut client).await.unwrap();
     dbsync_db::target::check_target(&mut client).await.unwrap();
@@ -354,13 +454,17 @@ async fn lock_held_elsewhere_gives_a_named_retryable_error_and_changes_nothing()
         lock_timeout: Duration::from_millis(300),
         ..LIMITS
     };
-    let err = fks::drop_fks(&mut client, &select(&["app"]), limits, budget()).await.unwrap_err();
+    let err = fks::drop_fks(&mut client, &select(&["app"]), limits, budget())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "LockTimeout");
     assert!(err.is_transient());
     assert_eq!(fk_snapshot(&client).await, before);
     assert_eq!(saved_count(&client).await, 0);
     blocker.batch_execute("COMMIT").await.unwrap();
-    fks::drop_fks(&mut client, &select(&["app"]), limits, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &select(&["app"]), limits, budget())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -379,7 +483,8 @@ async fn crash_between_capture_and_drop_loses_nothing() {
         ..LIMITS
     };
     let sel = select(&["app"]);
-    let dropper = tokio::spawn(async move { fks::drop_fks(&mut client, &sel, limits, budget()).await });
+    let dropper =
+        tokio::spawn(async move { fks::drop_fks(&mut client, &sel, limits, budget()).await });
     let killer = db.client().await;
     let mut killed = false;
     for _ in 0..200 {
@@ -402,11 +507,17 @@ async fn crash_between_capture_and_drop_loses_nothing() {
     let err = dropper.await.unwrap().unwrap_err();
     assert_eq!(err.name(), "DatabaseUnavailable", "{err}");
     blocker.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(fk_snapshot(&killer).await, before, "rolled back: every FK still there");
+    assert_eq!(
+        fk_snapshot(&killer).await,
+        before,
+        "rolled back: every FK still there"
+    );
     assert_eq!(saved_count(&killer).await, 0, "and no half-written capture");
 
     let mut client = dbsync_client(&db).await;
-    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
@@ -423,14 +534,24 @@ async fn validation_longer_than_a_whole_budget_is_named() {
         true,
     )
     .await;
-    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap();
+    fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap();
     let mut opts = restore_opts(OrphanPolicy::Fail);
     opts.min_slice = Duration::from_millis(1);
-    let err = fks::restore_fks(&mut client, opts, Budget::from_now(Duration::from_millis(40)))
-        .await
-        .unwrap_err();
+    let err = fks::restore_fks(
+        &mut client,
+        opts,
+        Budget::from_now(Duration::from_millis(40)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "ValidationTimeout", "{err}");
-    assert_eq!(saved_count(&client).await, 1, "still saved for the next attempt");
+    assert_eq!(
+        saved_count(&client).await,
+        1,
+        "still saved for the next attempt"
+    );
     let out = fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
         .await
         .unwrap();
@@ -441,7 +562,9 @@ async fn validation_longer_than_a_whole_budget_is_named() {
 async fn plan_lists_without_changing() {
     let (_db, mut client) = setup(KITCHEN_SINK, false).await;
     let before = fk_snapshot(&client).await;
-    let plan = fks::plan(&mut client, &select(&["Other Schema"])).await.unwrap();
+    let plan = fks::plan(&mut client, &select(&["Other Schema"]))
+        .await
+        .unwrap();
     assert_eq!(
         plan,
         vec![(
@@ -457,13 +580,18 @@ async fn plan_lists_without_changing() {
 async fn drop_sends_the_same_number_of_statements_for_10_or_300_fks() {
     let mut sent = Vec::new();
     for n in [10, 300] {
-        let mut schema = String::from("CREATE SCHEMA many; CREATE TABLE many.p (id int PRIMARY KEY);\n");
+        let mut schema =
+            String::from("CREATE SCHEMA many; CREATE TABLE many.p (id int PRIMARY KEY);\n");
         for i in 0..n {
-            schema.push_str(&format!("CREATE TABLE many.c{i} (id int PRIMARY KEY, p int REFERENCES many.p);\n"));
+            schema.push_str(&format!(
+                "CREATE TABLE many.c{i} (id int PRIMARY KEY, p int REFERENCES many.p);\n"
+            ));
         }
         let (db, _) = setup(&schema, true).await;
         let (out, statements) = statements_sent(&db, |mut c| async move {
-            fks::drop_fks(&mut c, &select(&["many"]), LIMITS, budget()).await.unwrap()
+            fks::drop_fks(&mut c, &select(&["many"]), LIMITS, budget())
+                .await
+                .unwrap()
         })
         .await;
         assert_eq!(out.dropped, n);

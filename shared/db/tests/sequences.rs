@@ -45,7 +45,10 @@ INSERT INTO app.two_serials VALUES (3, 300);
 /// (sequence, last_value, is_called) of every sequence.
 async fn positions(client: &tokio_postgres::Client) -> Vec<(String, i64, bool)> {
     let seqs: Vec<String> = client
-        .query("SELECT c.oid::regclass::text FROM pg_class c WHERE relkind = 'S' ORDER BY 1", &[])
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c WHERE relkind = 'S' ORDER BY 1",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -53,7 +56,10 @@ async fn positions(client: &tokio_postgres::Client) -> Vec<(String, i64, bool)> 
         .collect();
     let mut out = Vec::new();
     for s in seqs {
-        let r = client.query_one(&format!("SELECT last_value, is_called FROM {s}"), &[]).await.unwrap();
+        let r = client
+            .query_one(&format!("SELECT last_value, is_called FROM {s}"), &[])
+            .await
+            .unwrap();
         out.push((s, r.get(0), r.get(1)));
     }
     out
@@ -62,27 +68,75 @@ async fn positions(client: &tokio_postgres::Client) -> Vec<(String, i64, bool)> 
 #[tokio::test]
 async fn every_kind_of_sequence_moves_past_the_data_and_a_rerun_changes_nothing() {
     let (_db, mut client) = setup(SEQUENCES, true).await;
-    let out = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    let out = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!(out.sequences, 13, "{out:?}");
-    assert_eq!(out.changed, 12, "all but the empty table's fresh sequence: {out:?}");
+    assert_eq!(
+        out.changed, 12,
+        "all but the empty table's fresh sequence: {out:?}"
+    );
 
     // The next generated value on every table is the one right after the data.
     for (insert, expected) in [
-        ("INSERT INTO app.s_serial DEFAULT VALUES RETURNING id::bigint", 58),
-        ("INSERT INTO app.s_big DEFAULT VALUES RETURNING id::bigint", 9000000001),
-        ("INSERT INTO app.s_small DEFAULT VALUES RETURNING id::bigint", 30001),
-        ("INSERT INTO app.i_always (v) VALUES (2) RETURNING id::bigint", 42),
-        ("INSERT INTO app.i_default DEFAULT VALUES RETURNING id::bigint", 1240),
-        ("INSERT INTO app.sh1 DEFAULT VALUES RETURNING id::bigint", 91),
-        ("INSERT INTO app.sh2 DEFAULT VALUES RETURNING id::bigint", 92),
-        ("INSERT INTO app.descending DEFAULT VALUES RETURNING id::bigint", -501),
-        ("INSERT INTO app.empty_t DEFAULT VALUES RETURNING id::bigint", 1),
-        (r#"INSERT INTO app."Weird ""Table""" DEFAULT VALUES RETURNING "Id Col"::bigint"#, 9),
-        (r#"INSERT INTO app."UPPER" DEFAULT VALUES RETURNING "ID"::bigint"#, 13),
-        ("INSERT INTO app.parted (at) VALUES ('2025-06-01') RETURNING id::bigint", 78),
-        ("INSERT INTO app.two_serials DEFAULT VALUES RETURNING a::bigint * 1000 + b", 4 * 1000 + 301),
+        (
+            "INSERT INTO app.s_serial DEFAULT VALUES RETURNING id::bigint",
+            58,
+        ),
+        (
+            "INSERT INTO app.s_big DEFAULT VALUES RETURNING id::bigint",
+            9000000001,
+        ),
+        (
+            "INSERT INTO app.s_small DEFAULT VALUES RETURNING id::bigint",
+            30001,
+        ),
+        (
+            "INSERT INTO app.i_always (v) VALUES (2) RETURNING id::bigint",
+            42,
+        ),
+        (
+            "INSERT INTO app.i_default DEFAULT VALUES RETURNING id::bigint",
+            1240,
+        ),
+        (
+            "INSERT INTO app.sh1 DEFAULT VALUES RETURNING id::bigint",
+            91,
+        ),
+        (
+            "INSERT INTO app.sh2 DEFAULT VALUES RETURNING id::bigint",
+            92,
+        ),
+        (
+            "INSERT INTO app.descending DEFAULT VALUES RETURNING id::bigint",
+            -501,
+        ),
+        (
+            "INSERT INTO app.empty_t DEFAULT VALUES RETURNING id::bigint",
+            1,
+        ),
+        (
+            r#"INSERT INTO app."Weird ""Table""" DEFAULT VALUES RETURNING "Id Col"::bigint"#,
+            9,
+        ),
+        (
+            r#"INSERT INTO app."UPPER" DEFAULT VALUES RETURNING "ID"::bigint"#,
+            13,
+        ),
+        (
+            "INSERT INTO app.parted (at) VALUES ('2025-06-01') RETURNING id::bigint",
+            78,
+        ),
+        (
+            "INSERT INTO app.two_serials DEFAULT VALUES RETURNING a::bigint * 1000 + b",
+            4 * 1000 + 301,
+        ),
     ] {
-        let got: i64 = client.query_one(insert, &[]).await.unwrap_or_else(|e| panic!("{insert}: {e:?}")).get(0);
+        let got: i64 = client
+            .query_one(insert, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{insert}: {e:?}"))
+            .get(0);
         assert_eq!(got, expected, "{insert}");
     }
 }
@@ -90,9 +144,13 @@ async fn every_kind_of_sequence_moves_past_the_data_and_a_rerun_changes_nothing(
 #[tokio::test]
 async fn running_twice_changes_nothing() {
     let (_db, mut client) = setup(SEQUENCES, true).await;
-    sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     let first = positions(&client).await;
-    let again = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap();
+    let again = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!(again.changed, 0);
     assert_eq!(positions(&client).await, first);
 }
@@ -105,10 +163,17 @@ async fn unselected_tables_keep_their_own_sequences() {
         r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"app","table-name":"s_serial"},"rule-action":"include"}]}"#,
     )
     .unwrap();
-    let out = sequences::fix_sequences(&mut client, &only, LIMITS, budget()).await.unwrap();
+    let out = sequences::fix_sequences(&mut client, &only, LIMITS, budget())
+        .await
+        .unwrap();
     assert_eq!((out.sequences, out.changed), (1, 1));
     let after = positions(&client).await;
-    let moved: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).map(|(_, a)| a.0.clone()).collect();
+    let moved: Vec<_> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(_, a)| a.0.clone())
+        .collect();
     assert_eq!(moved, vec!["app.s_serial_id_seq".to_owned()]);
 }
 
@@ -125,9 +190,15 @@ async fn data_beyond_the_sequence_bounds_fails_loudly_and_changes_nothing() {
     )
     .await;
     let before = positions(&client).await;
-    let err = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget()).await.unwrap_err();
+    let err = sequences::fix_sequences(&mut client, &select(&["app"]), LIMITS, budget())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "SequenceOutOfRange");
-    assert!(err.to_string().contains("app.tiny: data reaches 40000, beyond MAXVALUE 32767"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("app.tiny: data reaches 40000, beyond MAXVALUE 32767"),
+        "{err}"
+    );
     assert_eq!(positions(&client).await, before, "no sequence moved");
 }
 
@@ -135,7 +206,9 @@ async fn data_beyond_the_sequence_bounds_fails_loudly_and_changes_nothing() {
 async fn refused_without_opt_in() {
     let (_db, mut client) = setup(SEQUENCES, false).await;
     let before = positions(&client).await;
-    let err = sequences::fix_sequences(&mut client, &Selection::all(), LIMITS, budget()).await.unwrap_err();
+    let err = sequences::fix_sequences(&mut client, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "TargetNotOptedIn");
     assert_eq!(positions(&client).await, before);
 }
@@ -154,14 +227,19 @@ async fn round_trips_do_not_grow_with_the_number_of_sequences() {
     for n in [10, 300] {
         let (db, _) = many_serials(n).await;
         let (out, statements) = statements_sent(&db, |mut c| async move {
-            sequences::fix_sequences(&mut c, &select(&["many"]), LIMITS, budget()).await.unwrap()
+            sequences::fix_sequences(&mut c, &select(&["many"]), LIMITS, budget())
+                .await
+                .unwrap()
         })
         .await;
         assert_eq!((out.sequences, out.changed), (n as u64, n as u64));
         let client = db.client().await;
         for i in [0, n / 2, n - 1] {
             let next: i32 = client
-                .query_one(&format!("INSERT INTO many.t{i} DEFAULT VALUES RETURNING id"), &[])
+                .query_one(
+                    &format!("INSERT INTO many.t{i} DEFAULT VALUES RETURNING id"),
+                    &[],
+                )
                 .await
                 .unwrap()
                 .get(0);

@@ -93,13 +93,26 @@ impl RuntimeApi {
             cmd.env(k, v);
         }
         self.started = Some(Instant::now());
-        self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())));
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
+        );
     }
 
     /// Queues one event and waits for the function's answer.
     pub fn invoke(&self, event: Value, timeout: Duration) -> Outcome {
-        let id = format!("req-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
-        self.shared.lock().unwrap().events.push_back((id.clone(), event));
+        let id = format!(
+            "req-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        self.shared
+            .lock()
+            .unwrap()
+            .events
+            .push_back((id.clone(), event));
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -165,7 +178,10 @@ fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, tx: mpsc::Sender<(String
             return;
         }
         let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+        let (method, path) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
         let (mut length, mut chunked) = (0usize, false);
         loop {
             let mut h = String::new();
@@ -184,7 +200,11 @@ fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, tx: mpsc::Sender<(String
                 chunked = true;
             }
         }
-        let body = if chunked { read_chunked(&mut reader) } else { read_exact(&mut reader, length) };
+        let body = if chunked {
+            read_chunked(&mut reader)
+        } else {
+            read_exact(&mut reader, length)
+        };
         let body_json = || serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             let (id, event) = loop {
@@ -197,7 +217,11 @@ fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, tx: mpsc::Sender<(String
                 }
                 std::thread::sleep(Duration::from_millis(1));
             };
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 300_000;
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 300_000;
             let payload = event.to_string();
             let _ = write!(
                 out,
@@ -221,7 +245,11 @@ fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, tx: mpsc::Sender<(String
                     None
                 }
             };
-            let status = if outcome.is_some() { "202 Accepted" } else { "404 Not Found" };
+            let status = if outcome.is_some() {
+                "202 Accepted"
+            } else {
+                "404 Not Found"
+            };
             let _ = write!(out, "HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\n{{}}");
             if let Some(o) = outcome {
                 let _ = tx.send(o);
@@ -244,7 +272,8 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> Vec<u8> {
         if r.read_line(&mut size).unwrap_or(0) == 0 {
             return body;
         }
-        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        let n =
+            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
         let chunk = read_exact(r, n + 2);
         if n == 0 {
             return body;

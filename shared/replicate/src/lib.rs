@@ -74,7 +74,11 @@ impl TableCopy {
     }
 
     fn column_list(&self) -> String {
-        self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+        self.columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -119,10 +123,11 @@ impl Progress {
         }
         if self.bytes_total > 0 {
             (self.bytes_done * 100 / self.bytes_total).clamp(0, 99) as i32
-        } else if self.tables_total > 0 {
-            (self.results.len() * 100 / self.tables_total).min(99) as i32
         } else {
-            0
+            (self.results.len() * 100)
+                .checked_div(self.tables_total)
+                .unwrap_or(0)
+                .min(99) as i32
         }
     }
 
@@ -152,7 +157,10 @@ impl Progress {
             full_load_progress_percent: Some(self.percent()),
             tables_loaded: self.tables_loaded() as i64,
             tables_loading: self.tables_loading as i64,
-            tables_queued: self.tables_total.saturating_sub(self.results.len() + self.tables_loading) as i64,
+            tables_queued: self
+                .tables_total
+                .saturating_sub(self.results.len() + self.tables_loading)
+                as i64,
             tables_errored: self.tables_errored() as i64,
             rows_loaded: Some(self.rows as i64),
         }
@@ -234,7 +242,10 @@ impl ReplicationTask for LocalReplicator {
 }
 
 /// Copies every selected table; per-table failures are recorded in `progress`.
-pub async fn replicate(opts: &ReplicateOptions, progress: &Arc<Mutex<Progress>>) -> Result<(), StepError> {
+pub async fn replicate(
+    opts: &ReplicateOptions,
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<(), StepError> {
     let ctx = "starting the copy";
     // The exporting transaction must stay open until every worker has imported the snapshot.
     let exporter = opts.source.connect().await?;
@@ -253,12 +264,23 @@ pub async fn replicate(opts: &ReplicateOptions, progress: &Arc<Mutex<Progress>>)
         p.tables_total = tables.len();
         p.bytes_total = tables.iter().map(|t| t.bytes.max(1)).sum();
     }
-    let queue = Arc::new(Mutex::new(tables.into_iter().collect::<std::collections::VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(
+        tables
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
     let workers = opts.parallelism.max(1);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (opts, progress, queue, snapshot) = (opts.clone(), progress.clone(), queue.clone(), snapshot.clone());
-        handles.push(tokio::spawn(async move { worker(&opts, &snapshot, &queue, &progress).await }));
+        let (opts, progress, queue, snapshot) = (
+            opts.clone(),
+            progress.clone(),
+            queue.clone(),
+            snapshot.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            worker(&opts, &snapshot, &queue, &progress).await
+        }));
     }
     let mut first_err = None;
     for h in handles {
@@ -268,7 +290,9 @@ pub async fn replicate(opts: &ReplicateOptions, progress: &Arc<Mutex<Progress>>)
                 first_err.get_or_insert(e);
             }
             Err(e) => {
-                first_err.get_or_insert(StepError::Configuration(format!("a copy worker stopped: {e}")));
+                first_err.get_or_insert(StepError::Configuration(format!(
+                    "a copy worker stopped: {e}"
+                )));
             }
         }
     }
@@ -278,7 +302,11 @@ pub async fn replicate(opts: &ReplicateOptions, progress: &Arc<Mutex<Progress>>)
 
 /// The tables the selection covers in the source, largest first.
 pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCopy>, StepError> {
-    let oids: Vec<u32> = dbsync_db::selected_tables(source, selection).await?.iter().map(|t| t.oid).collect();
+    let oids: Vec<u32> = dbsync_db::selected_tables(source, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
     let rows = source
         .query_typed(SOURCE_TABLES, &[(&oids, Type::OID_ARRAY)])
         .await
@@ -355,7 +383,12 @@ fn record(progress: &Mutex<Progress>, table: &TableCopy, result: Result<u64, Ste
 }
 
 /// Truncates and loads one table in one target transaction; returns the rows copied.
-async fn copy_table(source: &Client, target: &Client, t: &TableCopy, fail_table: Option<&str>) -> Result<u64, StepError> {
+async fn copy_table(
+    source: &Client,
+    target: &Client,
+    t: &TableCopy,
+    fail_table: Option<&str>,
+) -> Result<u64, StepError> {
     let ctx = format!("copying {}", t.qualified());
     let err = |e| classify(e, &ctx);
     let (name, cols) = (t.qualified(), t.column_list());
@@ -364,11 +397,15 @@ async fn copy_table(source: &Client, target: &Client, t: &TableCopy, fail_table:
         .await
         .map_err(err)?;
     let out = source
-        .copy_out(&format!("COPY (SELECT {cols} FROM ONLY {name}) TO STDOUT (FORMAT binary)"))
+        .copy_out(&format!(
+            "COPY (SELECT {cols} FROM ONLY {name}) TO STDOUT (FORMAT binary)"
+        ))
         .await
         .map_err(err)?;
     let sink = target
-        .copy_in::<_, bytes::Bytes>(&format!("COPY {name} ({cols}) FROM STDIN (FORMAT binary, FREEZE)"))
+        .copy_in::<_, bytes::Bytes>(&format!(
+            "COPY {name} ({cols}) FROM STDIN (FORMAT binary, FREEZE)"
+        ))
         .await
         .map_err(err)?;
     futures_util::pin_mut!(out);

@@ -30,7 +30,11 @@ INSERT INTO app.awsdms_status VALUES (1);
 async fn pair() -> (TestDb, TestDb) {
     let c = Cluster::shared();
     let (src, dst) = (c.create_db("src").await, c.create_db("dst").await);
-    src.client().await.batch_execute(&format!("{SCHEMA}{DATA}")).await.unwrap();
+    src.client()
+        .await
+        .batch_execute(&format!("{SCHEMA}{DATA}"))
+        .await
+        .unwrap();
     // The target: same schema without its FKs (drop-fks has run), stale rows to be replaced.
     let t = dst.client().await;
     t.batch_execute(SCHEMA).await.unwrap();
@@ -43,7 +47,12 @@ async fn pair() -> (TestDb, TestDb) {
 async fn checksums(db: &TestDb) -> Vec<(String, i64, String)> {
     let c = db.client().await;
     let mut out = Vec::new();
-    for t in ["app.customers", "app.orders", "app.events", "app.\"Odd \"\"Name\"\"\""] {
+    for t in [
+        "app.customers",
+        "app.orders",
+        "app.events",
+        "app.\"Odd \"\"Name\"\"\"",
+    ] {
         let r = c
             .query_one(&format!("SELECT count(*), coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM {t} x"), &[])
             .await
@@ -83,20 +92,43 @@ async fn copies_every_selected_table_exactly() {
     let (src, dst) = pair().await;
     let r = Arc::new(LocalReplicator::new(options(&src, &dst)));
     // First run must be start-replication, like DMS.
-    assert_eq!(r.start("local", StartKind::ReloadTarget).await, Err(StartRefusal::WrongStartKind));
+    assert_eq!(
+        r.start("local", StartKind::ReloadTarget).await,
+        Err(StartRefusal::WrongStartKind)
+    );
     let state = run_to_end(&r, StartKind::StartReplication).await;
     assert_eq!(state.status, "stopped");
-    assert_eq!(state.stop_reason.as_deref(), Some("Stop Reason FULL_LOAD_ONLY_FINISHED"));
-    assert_eq!((state.tables_loaded, state.tables_errored), (5, 0), "{state:?}");
+    assert_eq!(
+        state.stop_reason.as_deref(),
+        Some("Stop Reason FULL_LOAD_ONLY_FINISHED")
+    );
+    assert_eq!(
+        (state.tables_loaded, state.tables_errored),
+        (5, 0),
+        "{state:?}"
+    );
     assert_eq!(state.rows_loaded, Some(500 + 3000 + 2000 + 2));
     assert_eq!(state.full_load_progress_percent, Some(100));
     assert_eq!(checksums(&src).await, checksums(&dst).await);
-    let dms: i64 = dst.client().await.query_one("SELECT count(*) FROM app.awsdms_status", &[]).await.unwrap().get(0);
+    let dms: i64 = dst
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM app.awsdms_status", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(dms, 0, "DMS control tables are never copied");
 
     // A later run reloads (and a second start-replication is refused).
-    assert_eq!(r.start("local", StartKind::StartReplication).await, Err(StartRefusal::WrongStartKind));
-    src.client().await.batch_execute("DELETE FROM app.orders WHERE id > 100").await.unwrap();
+    assert_eq!(
+        r.start("local", StartKind::StartReplication).await,
+        Err(StartRefusal::WrongStartKind)
+    );
+    src.client()
+        .await
+        .batch_execute("DELETE FROM app.orders WHERE id > 100")
+        .await
+        .unwrap();
     let state = run_to_end(&r, StartKind::ReloadTarget).await;
     assert_eq!(state.tables_errored, 0);
     assert_eq!(checksums(&src).await, checksums(&dst).await);
@@ -112,9 +144,18 @@ async fn a_failing_table_is_reported_like_dms_does() {
     assert_eq!(state.status, "stopped");
     assert_eq!((state.tables_loaded, state.tables_errored), (4, 1));
     let msg = state.last_failure_message.unwrap();
-    assert!(msg.starts_with("\"app\".\"orders\": ") && msg.contains("injected failure"), "{msg}");
+    assert!(
+        msg.starts_with("\"app\".\"orders\": ") && msg.contains("injected failure"),
+        "{msg}"
+    );
     // The failed table's transaction rolled back: its old rows are still there.
-    let n: i64 = dst.client().await.query_one("SELECT count(*) FROM app.orders", &[]).await.unwrap().get(0);
+    let n: i64 = dst
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM app.orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
 }
 
@@ -126,5 +167,8 @@ async fn an_unreachable_source_fails_the_run() {
     let r = LocalReplicator::new(opts);
     let state = run_to_end(&r, StartKind::StartReplication).await;
     assert_eq!(state.status, "failed");
-    assert!(state.last_failure_message.unwrap().contains("database unavailable"));
+    assert!(state
+        .last_failure_message
+        .unwrap()
+        .contains("database unavailable"));
 }

@@ -71,15 +71,26 @@ impl Cluster {
                 .unwrap_or_default()
         ));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("sock")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        fs::create_dir_all(dir.join("sock"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         if run_as_postgres {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir))?;
         }
         let data = dir.join("data");
         run(as_pg(run_as_postgres, &bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]))?;
         fs::write(
             data.join("pg_hba.conf"),
             format!(
@@ -92,7 +103,10 @@ impl Cluster {
         .map_err(|e| format!("cannot write pg_hba.conf: {e}"))?;
         let mut settings: Vec<(String, String)> = vec![
             ("listen_addresses".into(), "127.0.0.1".into()),
-            ("unix_socket_directories".into(), dir.join("sock").display().to_string()),
+            (
+                "unix_socket_directories".into(),
+                dir.join("sock").display().to_string(),
+            ),
             ("fsync".into(), "off".into()),
             ("synchronous_commit".into(), "off".into()),
             ("full_page_writes".into(), "off".into()),
@@ -104,7 +118,9 @@ impl Cluster {
         if opts.tls {
             make_certs(&data)?;
             if run_as_postgres {
-                run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data))?;
+                run(Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data))?;
             }
             settings.push(("ssl".into(), "on".into()));
         }
@@ -162,7 +178,15 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
@@ -188,14 +212,28 @@ impl Cluster {
     /// so this counts round trips.
     pub fn statements_logged(&self, db: &str) -> usize {
         let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-        let (simple, extended) = (format!("{db}|LOG:  statement: "), format!("{db}|LOG:  execute "));
-        log.lines().filter(|l| l.starts_with(&simple) || l.starts_with(&extended)).count()
+        let (simple, extended) = (
+            format!("{db}|LOG:  statement: "),
+            format!("{db}|LOG:  execute "),
+        );
+        log.lines()
+            .filter(|l| l.starts_with(&simple) || l.starts_with(&extended))
+            .count()
     }
 
     /// Runs SQL as the superuser through psql (setup only).
     pub fn admin_sql(&self, sql: &str) -> Result<(), String> {
         run(Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]))
     }
 
@@ -232,11 +270,15 @@ impl Cluster {
 
     /// Stops the server now and removes its files.
     pub fn stop(&self) {
-        let _ = Command::new("kill").args(["-INT", &self.pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Path::new(&format!("/proc/{}", self.pid)).exists() && Instant::now() < deadline {
             // A zombie child still has a /proc entry; reap it if it is ours.
-            if fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|s| s.contains(") Z ")) {
+            if fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                .is_ok_and(|s| s.contains(") Z "))
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -281,7 +323,13 @@ impl TestDb {
 fn as_pg(run_as_postgres: bool, program: &Path) -> Command {
     if run_as_postgres {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(program);
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
         c
     } else {
         Command::new(program)
@@ -289,7 +337,9 @@ fn as_pg(run_as_postgres: bool, program: &Path) -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -322,7 +372,10 @@ fn find_bindir() -> Result<PathBuf, String> {
         return if has_initdb(&p) {
             Ok(p)
         } else {
-            Err(format!("PG_BINDIR={} holds no initdb/postgres", p.display()))
+            Err(format!(
+                "PG_BINDIR={} holds no initdb/postgres",
+                p.display()
+            ))
         };
     }
     let mut candidates: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
@@ -356,5 +409,6 @@ fn make_certs(data: &Path) -> Result<(), String> {
          chmod 600 server.key",
         data.display()
     );
-    run(Command::new("sh").arg("-c").arg(sh)).map_err(|e| format!("cannot make test certificates (is openssl installed?): {e}"))
+    run(Command::new("sh").arg("-c").arg(sh))
+        .map_err(|e| format!("cannot make test certificates (is openssl installed?): {e}"))
 }

@@ -97,7 +97,9 @@ pub enum StepError {
     VersionUnavailable(String),
 
     /// A schema version was read but is not a usable value.
-    #[error("schema version invalid: {0}; a version is one non-empty line of at most 200 characters")]
+    #[error(
+        "schema version invalid: {0}; a version is one non-empty line of at most 200 characters"
+    )]
     VersionInvalid(String),
 
     /// The DMS task named in the configuration does not exist.
@@ -109,7 +111,9 @@ pub enum StepError {
     ReplicationAlreadyRunning(String),
 
     /// The DMS task is in a state that cannot start (creating, modifying, stopping, …).
-    #[error("replication task cannot start now: {0}; wait until it is ready or stopped and run again")]
+    #[error(
+        "replication task cannot start now: {0}; wait until it is ready or stopped and run again"
+    )]
     ReplicationTaskNotReady(String),
 
     /// The load ended without success (failed, stopped for another reason, tables errored).
@@ -153,7 +157,8 @@ impl StepError {
     ];
 
     /// Names worth retrying in the state machine (with backoff).
-    pub const TRANSIENT: &'static [&'static str] = &["DatabaseUnavailable", "LockTimeout", "AwsTransientError"];
+    pub const TRANSIENT: &'static [&'static str] =
+        &["DatabaseUnavailable", "LockTimeout", "AwsTransientError"];
 
     /// The stable name (Step Functions `Error`).
     pub fn name(&self) -> &'static str {
@@ -230,7 +235,9 @@ mod tests {
             StepError::SequenceOutOfRange("public.s: 40000 > 32767".into()),
             StepError::AwsTransient("ThrottlingException: Rate exceeded".into()),
             StepError::AwsService("GetObject: AccessDenied: Access Denied".into()),
-            StepError::SecretUnavailable("arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into()),
+            StepError::SecretUnavailable(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into(),
+            ),
             StepError::SecretInvalid("needs host, username, password".into()),
             StepError::VersionUnavailable("production: no object s3://b/prod".into()),
             StepError::VersionInvalid("staging: empty".into()),
@@ -245,14 +252,24 @@ mod tests {
     #[test]
     fn every_variant_has_a_listed_unique_name() {
         let names: Vec<_> = samples().iter().map(StepError::name).collect();
-        assert_eq!(names, StepError::NAMES, "NAMES must list every variant, in order");
+        assert_eq!(
+            names,
+            StepError::NAMES,
+            "NAMES must list every variant, in order"
+        );
         let mut sorted = names.clone();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), names.len(), "names must be unique");
         for n in names {
-            assert!(!n.starts_with("States."), "{n} uses the reserved States. prefix");
-            assert!(n.chars().next().unwrap().is_ascii_uppercase() && !n.contains(':'), "{n}");
+            assert!(
+                !n.starts_with("States."),
+                "{n} uses the reserved States. prefix"
+            );
+            assert!(
+                n.chars().next().unwrap().is_ascii_uppercase() && !n.contains(':'),
+                "{n}"
+            );
         }
     }
 

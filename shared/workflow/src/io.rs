@@ -198,7 +198,8 @@ mod tests {
         .unwrap();
         let r = p.replication.unwrap();
         assert_eq!((r.started_at, r.polls), (Some(1_700_000_000), Some(3)));
-        let e = parse_input::<PollInput>(json!({"replication": {"startedAt": "yesterday"}})).unwrap_err();
+        let e = parse_input::<PollInput>(json!({"replication": {"startedAt": "yesterday"}}))
+            .unwrap_err();
         assert_eq!(e.name(), "InvalidInput");
     }
 }

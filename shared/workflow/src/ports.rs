@@ -52,7 +52,11 @@ pub enum StartRefusal {
 /// Something that can describe, start and stop one replication task.
 pub trait ReplicationTask: Send + Sync {
     fn describe(&self, task: &str) -> impl Future<Output = Result<TaskState, StepError>> + Send;
-    fn start(&self, task: &str, kind: StartKind) -> impl Future<Output = Result<(), StartRefusal>> + Send;
+    fn start(
+        &self,
+        task: &str,
+        kind: StartKind,
+    ) -> impl Future<Output = Result<(), StartRefusal>> + Send;
     fn stop(&self, task: &str) -> impl Future<Output = Result<(), StepError>> + Send;
 }
 

@@ -3,7 +3,9 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use dbsync_db::{fks::OrphanPolicy, fks::RestoreOptions, Budget, DbConfig, Selection, StepLimits, Timeouts};
+use dbsync_db::{
+    fks::OrphanPolicy, fks::RestoreOptions, Budget, DbConfig, Selection, StepLimits, Timeouts,
+};
 use dbsync_testpg::{Cluster, TestDb};
 use tokio_postgres::Client;
 
@@ -28,7 +30,10 @@ pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
 pub async fn setup(schema: &str, opt_in: bool) -> (TestDb, Client) {
     let db = Cluster::shared().create_db("t").await;
     let setup = db.client().await;
-    setup.batch_execute(schema).await.unwrap_or_else(|e| panic!("schema: {e:?}"));
+    setup
+        .batch_execute(schema)
+        .await
+        .unwrap_or_else(|e| panic!("schema: {e:?}"));
     let mut client = dbsync_client(&db).await;
     if opt_in {
         dbsync_db::target::init_target(&mut client).await.unwrap();
@@ -81,11 +86,17 @@ pub async fn fk_snapshot(client: &Client) -> FkSnapshot {
         .await
         .unwrap();
     client.batch_execute("RESET search_path").await.unwrap();
-    rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect()
+    rows.iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect()
 }
 
 pub async fn count(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")).get(0)
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
 }
 
 pub async fn saved_count(client: &Client) -> i64 {
@@ -101,7 +112,10 @@ where
 {
     let admin = db.client().await;
     admin
-        .batch_execute(&format!("ALTER DATABASE \"{}\" SET log_statement = 'all'", db.name))
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET log_statement = 'all'",
+            db.name
+        ))
         .await
         .unwrap();
     let client = dbsync_client(db).await;
@@ -111,7 +125,10 @@ where
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = Cluster::shared().statements_logged(&db.name) - before;
     admin
-        .batch_execute(&format!("ALTER DATABASE \"{}\" RESET log_statement", db.name))
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" RESET log_statement",
+            db.name
+        ))
         .await
         .unwrap();
     (out, sent)
