@@ -89,3 +89,40 @@ async fn the_binary_reads_both_databases() {
     let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
     assert_eq!(error_type(&out), "ConfigurationError");
 }
+
+#[tokio::test]
+async fn the_binary_reads_connection_secrets_from_secrets_manager() {
+    use dbsync_awstest::{unique, Moto};
+    use dbsync_testpg::{PASSWORD, PASSWORD_USER};
+
+    let (prod, staging) = (database("vsprod", &[9]).await, database("vsstage", &[8]).await);
+    let moto = Moto::shared();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let port = Cluster::shared().port;
+    let mut arns = Vec::new();
+    for db in [&prod, &staging] {
+        let value = format!(
+            r#"{{"host":"127.0.0.1","port":{port},"username":"{PASSWORD_USER}","password":"{PASSWORD}","dbname":"{}"}}"#,
+            db.name
+        );
+        let out = sm.create_secret().name(unique("dbsync/db")).secret_string(value).send().await.unwrap();
+        arns.push(out.arn().unwrap().to_owned());
+    }
+    let base = moto.env();
+    let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("VERSION_SOURCE", "sql"),
+        ("SOURCE_DB_SECRET_ARN", arns[0].as_str()),
+        ("DB_SECRET_ARN", arns[1].as_str()),
+        ("DB_SSLMODE", "disable"),
+    ]);
+    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
+    assert_eq!(out, Outcome::Response(json!({"inSync": false, "prodVersion": "9", "stagingVersion": "8"})));
+
+    // A secret that does not exist: named, fails closed.
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dbsync/gone-AbCdEf";
+    env.retain(|(k, _)| *k != "DB_SECRET_ARN");
+    env.push(("DB_SECRET_ARN", missing));
+    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
+    assert_eq!(error_type(&out), "SecretUnavailable");
+}
