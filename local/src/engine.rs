@@ -187,29 +187,45 @@ pub async fn run_sync(
 /// Holds the target for one run: a session-level advisory lock on its own
 /// connection, released when dropped (or when the process dies).
 pub struct RunLock {
-    _client: tokio_postgres::Client,
+    client: tokio_postgres::Client,
 }
 
 /// Key of the run lock (distinct from the steps' transaction lock).
 const RUN_LOCK_KEY: i64 = 0x6462_7379_6e64;
 
 impl RunLock {
+    /// Takes the lock, or fails with `SyncInProgress`. A run that just ended
+    /// may still hold it for a moment (its session is closing): try for a few seconds.
     pub async fn acquire(target: &DbConfig) -> Result<RunLock, StepError> {
         let client = target.connect().await?;
-        let got: bool = client
-            .query_one(
-                "SELECT pg_catalog.pg_try_advisory_lock($1)",
-                &[&RUN_LOCK_KEY],
-            )
-            .await
-            .map_err(|e| dbsync_db::classify(e, "taking the run lock"))?
-            .get(0);
-        if !got {
-            return Err(StepError::SyncInProgress(format!(
-                "target {}",
-                target.describe()
-            )));
+        for attempt in 0..20 {
+            let got: bool = client
+                .query_one(
+                    "SELECT pg_catalog.pg_try_advisory_lock($1)",
+                    &[&RUN_LOCK_KEY],
+                )
+                .await
+                .map_err(|e| dbsync_db::classify(e, "taking the run lock"))?
+                .get(0);
+            if got {
+                return Ok(RunLock { client });
+            }
+            if attempt < 19 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
-        Ok(RunLock { _client: client })
+        Err(StepError::SyncInProgress(format!(
+            "target {}",
+            target.describe()
+        )))
+    }
+
+    /// Lets the next run start at once (dropping the lock's session also
+    /// releases it, a moment later).
+    pub async fn release(self) {
+        let _ = self
+            .client
+            .query_one("SELECT pg_catalog.pg_advisory_unlock($1)", &[&RUN_LOCK_KEY])
+            .await;
     }
 }

@@ -241,7 +241,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
 
 /// Runs one sync holding the target's run lock (a second run at once is refused).
 pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<ExecutionResult, StepError> {
-    let _lock = RunLock::acquire(&cfg.target).await?;
+    let lock = RunLock::acquire(&cfg.target).await?;
     let progress = Arc::new(progress::Progress::new(quiet));
     let p = progress.clone();
     let notify = Box::new(move |subject: &str, message: &str| {
@@ -250,6 +250,7 @@ pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<ExecutionResu
     let steps = Arc::new(engine::LocalSteps::new(cfg, notify));
     let result = engine::run_sync(cfg, steps, progress.clone()).await;
     progress.finish();
+    lock.release().await;
     result
 }
 

@@ -131,18 +131,10 @@ fn every_matched_error_name_exists_and_every_raised_name_is_handled() {
 
 #[test]
 fn the_definition_is_valid_for_the_local_engine() {
-    let text = read("statemachine/db-sync.asl.json");
-    let substituted = text
-        .split("${")
-        .enumerate()
-        .map(|(i, part)| {
-            if i == 0 {
-                part.to_owned()
-            } else {
-                let (name, rest) = part.split_once('}').unwrap();
-                format!("arn:aws:lambda:us-east-1:123456789012:function:{name}{rest}")
-            }
-        })
-        .collect::<String>();
+    let substituted = naming::substitute(
+        &read("statemachine/db-sync.asl.json"),
+        "us-east-1:123456789012",
+    )
+    .unwrap();
     dbsync_asl::StateMachine::from_json(&substituted).unwrap_or_else(|e| panic!("{e:?}"));
 }

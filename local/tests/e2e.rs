@@ -1,0 +1,426 @@
+//! End to end through the `dbsync` CLI: the deployed state machine, the real
+//! steps and the local replicator, on real PostgreSQL databases.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use dbsync_testpg::{Cluster, TestDb};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbsync");
+
+/// A schema unlike the demo's: composite and self references, a partitioned
+/// table, identity and serial keys, a staging-only table pointing at synced rows.
+const SCHEMA: &str = r#"
+CREATE SCHEMA crm;
+CREATE TABLE crm.accounts (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, region text NOT NULL DEFAULT 'eu',
+                           parent_id int REFERENCES crm.accounts, UNIQUE (id, region));
+CREATE TABLE crm.contacts (id bigserial PRIMARY KEY, account_id int, region text,
+                           FOREIGN KEY (account_id, region) REFERENCES crm.accounts (id, region) MATCH FULL ON DELETE CASCADE);
+CREATE TABLE crm.activity (id bigserial, at date NOT NULL DEFAULT '2025-03-01', contact_id bigint REFERENCES crm.contacts,
+                           PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE crm.activity_2025 PARTITION OF crm.activity FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+"#;
+
+fn data(n: i64) -> String {
+    format!(
+        "INSERT INTO crm.accounts (region, parent_id) SELECT CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, NULL FROM generate_series(1, {n}) g;
+         UPDATE crm.accounts SET parent_id = id - 1 WHERE id > 1;
+         INSERT INTO crm.contacts (account_id, region) SELECT a.id, a.region FROM crm.accounts a, generate_series(1, 3);
+         INSERT INTO crm.activity (at, contact_id) SELECT DATE '2025-01-01' + (g % 300), 1 + g % ({n} * 3) FROM generate_series(1, {n} * 5) g;"
+    )
+}
+
+const MAPPINGS: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "crm",
+  "object-locator": {"schema-name": "crm", "table-name": "%"}, "rule-action": "include"}]}"#;
+
+struct Env {
+    prod: TestDb,
+    staging: TestDb,
+    dir: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn env(rows: i64, opt_in: bool) -> Env {
+    let c = Cluster::shared();
+    let (prod, staging) = (c.create_db("prod").await, c.create_db("staging").await);
+    prod.client()
+        .await
+        .batch_execute(&format!("{SCHEMA}{}", data(rows)))
+        .await
+        .unwrap();
+    let s = staging.client().await;
+    s.batch_execute(&format!("{SCHEMA}{}", data(7)))
+        .await
+        .unwrap();
+    // Staging's own notes about accounts: not synced, their FK must survive.
+    s.batch_execute(
+        "CREATE TABLE public.qa_notes (id serial PRIMARY KEY, account_id int CONSTRAINT qa_account REFERENCES crm.accounts);
+         INSERT INTO public.qa_notes (account_id) VALUES (1), (2);",
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "dbsync-e2e-{}-{}",
+        std::process::id(),
+        staging.name
+    ));
+    std::fs::create_dir_all(dir.join("versions")).unwrap();
+    std::fs::write(dir.join("versions/production"), "42\n").unwrap();
+    std::fs::write(dir.join("versions/staging"), "42\n").unwrap();
+    std::fs::write(dir.join("mappings.json"), MAPPINGS).unwrap();
+    let e = Env { prod, staging, dir };
+    if opt_in {
+        let out = cli(&["init-target", "--target", &e.staging.url]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    e
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run dbsync")
+}
+
+impl Env {
+    fn run_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "run",
+            "--source",
+            &self.prod.url,
+            "--target",
+            &self.staging.url,
+            "--versions",
+            self.dir.join("versions").to_str().unwrap(),
+            "--table-mappings",
+            self.dir.join("mappings.json").to_str().unwrap(),
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Runs a sync; returns (exit success, the printed JSON).
+    fn run(&self, extra: &[&str]) -> (bool, Value) {
+        let args = self.run_args(extra);
+        let out = Command::new(BIN).args(&args).output().expect("run dbsync");
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            serde_json::json!({"stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)})
+        });
+        (out.status.success(), doc)
+    }
+}
+
+/// Every FK of a database: definition (empty search path) and flags.
+async fn fks(db: &TestDb) -> BTreeMap<(String, String), String> {
+    let c = db.client().await;
+    c.batch_execute("SET search_path = ''").await.unwrap();
+    c.query(
+        "SELECT conrelid::regclass::text, conname::text,
+                pg_get_constraintdef(oid) || format(' [%s %s %s]', condeferrable, condeferred, convalidated)
+         FROM pg_constraint WHERE contype = 'f'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+    .collect()
+}
+
+/// Row count and checksum of every synced table.
+async fn contents(db: &TestDb) -> Vec<(String, i64, String)> {
+    let c = db.client().await;
+    let mut out = Vec::new();
+    for t in ["crm.accounts", "crm.contacts", "crm.activity"] {
+        let r = c
+            .query_one(&format!("SELECT count(*), coalesce(sum(hashtextextended(x::text, 0)), 0)::text FROM {t} x"), &[])
+            .await
+            .unwrap();
+        out.push((t.to_owned(), r.get(0), r.get(1)));
+    }
+    out
+}
+
+/// New rows get keys past the copied data.
+async fn sequences_work(db: &TestDb) {
+    let c = db.client().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO crm.accounts DEFAULT VALUES;
+         INSERT INTO crm.contacts DEFAULT VALUES;
+         INSERT INTO crm.activity DEFAULT VALUES;
+         INSERT INTO public.qa_notes DEFAULT VALUES;
+         ROLLBACK;",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a sequence is behind the data: {e:?}"));
+}
+
+#[tokio::test]
+async fn happy_path_then_idempotent_second_run() {
+    let e = env(300, true).await;
+    let before = fks(&e.staging).await;
+    let (ok, doc) = e.run(&[]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(doc["status"], "SUCCEEDED");
+    assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
+    assert_eq!(fks(&e.staging).await, before, "FKs come back exactly");
+    let out = &doc["output"];
+    assert_eq!(out["restore"]["result"]["remaining"], 0);
+    assert!(out["replication"]["result"]["rowsLoaded"].as_i64().unwrap() > 1000);
+
+    let (ok, doc) = e.run(&[]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
+    assert_eq!(fks(&e.staging).await, before);
+    assert_eq!(
+        doc["output"]["sequences"]["result"]["changed"], 0,
+        "a second sync moves no sequence"
+    );
+    sequences_work(&e.staging).await;
+}
+
+#[tokio::test]
+async fn version_mismatch_changes_nothing() {
+    let e = env(50, true).await;
+    std::fs::write(e.dir.join("versions/staging"), "41\n").unwrap();
+    let (before_fks, before_rows) = (fks(&e.staging).await, contents(&e.staging).await);
+    let (ok, doc) = e.run(&[]);
+    assert!(!ok);
+    assert_eq!(doc["status"], "FAILED");
+    assert_eq!(doc["error"], "SchemaVersionMismatch");
+    assert_eq!(fks(&e.staging).await, before_fks);
+    assert_eq!(contents(&e.staging).await, before_rows);
+}
+
+#[tokio::test]
+async fn replication_failure_is_compensated() {
+    let e = env(100, true).await;
+    let before = fks(&e.staging).await;
+    let (ok, doc) = e.run(&["--inject-copy-failure", "crm.activity_2025"]);
+    assert!(!ok);
+    assert_eq!(doc["status"], "FAILED");
+    assert_eq!(doc["error"], "ReplicationFailed", "{doc:#}");
+    assert!(
+        doc["cause"].as_str().unwrap().contains("injected failure"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        fks(&e.staging).await,
+        before,
+        "compensation restored every FK"
+    );
+    let saved: i64 = e
+        .staging
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM dbsync.saved_fk", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(saved, 0);
+    // The next run completes the job.
+    let (ok, doc) = e.run(&[]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
+    assert_eq!(fks(&e.staging).await, before);
+}
+
+#[tokio::test]
+async fn orphans_follow_the_policy() {
+    // Staging's own note points at an account production does not have.
+    let e = env(50, true).await;
+    e.staging
+        .client()
+        .await
+        .batch_execute("INSERT INTO public.qa_notes (account_id) VALUES (7)")
+        .await
+        .unwrap();
+    e.prod.client().await.batch_execute("DELETE FROM crm.activity; DELETE FROM crm.contacts; DELETE FROM crm.accounts WHERE id > 5").await.unwrap();
+
+    let (ok, doc) = e.run(&[]);
+    assert!(!ok);
+    assert_eq!(doc["error"], "OrphanRowsFound", "{doc:#}");
+    assert!(
+        doc["cause"].as_str().unwrap().contains("qa_account"),
+        "{doc:#}"
+    );
+
+    let (ok, doc) = e.run(&["--orphan-policy", "keep-not-valid"]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(
+        doc["output"]["restore"]["result"]["keptNotValid"][0]["orphanRows"],
+        1
+    );
+
+    let (ok, doc) = e.run(&["--orphan-policy", "delete"]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(doc["output"]["restore"]["result"]["deletedOrphanRows"], 1);
+    let validated: bool = e
+        .staging
+        .client()
+        .await
+        .query_one(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'qa_account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(validated);
+}
+
+#[tokio::test]
+async fn a_target_that_was_not_opted_in_is_refused_untouched() {
+    let e = env(50, false).await;
+    let (before_fks, before_rows) = (fks(&e.staging).await, contents(&e.staging).await);
+    let (ok, doc) = e.run(&[]);
+    assert!(!ok);
+    assert_eq!(doc["error"], "TargetNotOptedIn", "{doc:#}");
+    assert_eq!(fks(&e.staging).await, before_fks);
+    assert_eq!(contents(&e.staging).await, before_rows);
+}
+
+#[tokio::test]
+async fn a_second_run_at_the_same_time_is_refused() {
+    let e = env(50, true).await;
+    // Hold the run lock the way a running sync does (the key is engine.rs's RUN_LOCK_KEY).
+    let holder = dbsync_db::DbConfig::from_url(&e.staging.url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    holder
+        .query_one("SELECT pg_try_advisory_lock(110374006910564)", &[])
+        .await
+        .unwrap();
+    let (before_fks, before_rows) = (fks(&e.staging).await, contents(&e.staging).await);
+    let out = Command::new(BIN).args(e.run_args(&[])).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SyncInProgress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fks(&e.staging).await, before_fks);
+    assert_eq!(contents(&e.staging).await, before_rows);
+}
+
+#[tokio::test]
+async fn killed_at_random_moments_then_rerun_ends_exactly_right() {
+    let e = env(4000, true).await;
+    let before = fks(&e.staging).await;
+    // How long a whole run takes here, to aim the kills inside it.
+    let t = Instant::now();
+    let (ok, doc) = e.run(&[]);
+    assert!(ok, "{doc:#}");
+    let full = t.elapsed();
+    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    for i in 0..4u64 {
+        let at = Duration::from_nanos(
+            (seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(i * 1442695040888963407)
+                >> 11)
+                % full.as_nanos().max(1) as u64,
+        );
+        let mut child = Command::new(BIN)
+            .args(e.run_args(&[]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        eprintln!("killed after {at:?} of ~{full:?}");
+    }
+    let (ok, doc) = e.run(&[]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(
+        fks(&e.staging).await,
+        before,
+        "original FK definitions after crashes and a rerun"
+    );
+    assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
+    sequences_work(&e.staging).await;
+}
+
+#[tokio::test]
+async fn asl_run_prints_status_and_output() {
+    let dir = std::env::temp_dir().join(format!("dbsync-asl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let def = dir.join("m.json");
+    std::fs::write(
+        &def,
+        r#"{"StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.x, 1)"}, "ResultPath": "$.r", "Next": "B"},
+            "B": {"Type": "Choice", "Choices": [{"Variable": "$.r.sum", "NumericGreaterThan": 5, "Next": "Big"}], "Default": "Small"},
+            "Big": {"Type": "Succeed"},
+            "Small": {"Type": "Fail", "Error": "TooSmall", "Cause": "sum <= 5"}}}"#,
+    )
+    .unwrap();
+    let run = |input: &str| {
+        let out = cli(&[
+            "asl",
+            "run",
+            "--definition",
+            def.to_str().unwrap(),
+            "--input",
+            input,
+        ]);
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        )
+    };
+    assert_eq!(
+        run(r#"{"x": 9}"#),
+        (
+            true,
+            serde_json::json!({"status": "SUCCEEDED", "output": {"x": 9, "r": {"sum": 10}}})
+        )
+    );
+    assert_eq!(
+        run(r#"{"x": 1}"#),
+        (
+            false,
+            serde_json::json!({"status": "FAILED", "error": "TooSmall", "cause": "sum <= 5"})
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn readme_diagram_matches_the_definition() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = cli(&[
+        "asl",
+        "diagram",
+        "--definition",
+        root.join("statemachine/db-sync.asl.json").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let generated = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        readme.contains(&format!("```mermaid\n{generated}```")),
+        "README.md's diagram is stale: regenerate it with `dbsync asl diagram --definition statemachine/db-sync.asl.json`"
+    );
+}
