@@ -9,6 +9,8 @@ SHELL := /bin/bash
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 export CARGO_TARGET_DIR ?= $(ROOT)/target
 VENV := $(ROOT)/.venv
+# The SAM CLI must work offline: no telemetry calls.
+export SAM_CLI_TELEMETRY := 0
 PY := $(VENV)/bin/python
 NODE_TOOLS := $(ROOT)/.ci/node_modules/.bin
 REGION ?= us-east-1
