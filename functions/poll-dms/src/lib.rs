@@ -83,7 +83,9 @@ impl Config {
     /// `REPLICATION_TASK_ARN` plus [`PollConfig::from_env`].
     pub fn from_env() -> Result<Self, StepError> {
         let task_arn = var("REPLICATION_TASK_ARN").ok_or_else(|| {
-            StepError::Configuration("set REPLICATION_TASK_ARN to the DMS task's ARN (arn:aws:dms:…:task:…)".into())
+            StepError::Configuration(
+                "set REPLICATION_TASK_ARN to the DMS task's ARN (arn:aws:dms:…:task:…)".into(),
+            )
         })?;
         if !task_arn.starts_with("arn:") {
             return Err(StepError::Configuration(
@@ -98,7 +100,10 @@ impl Config {
 }
 
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn seconds(name: &str, default: Duration) -> Result<Duration, StepError> {
@@ -109,7 +114,9 @@ fn seconds(name: &str, default: Duration) -> Result<Duration, StepError> {
             .ok()
             .filter(|s| *s > 0)
             .map(Duration::from_secs)
-            .ok_or_else(|| StepError::Configuration(format!("{name} must be a positive number of seconds"))),
+            .ok_or_else(|| {
+                StepError::Configuration(format!("{name} must be a positive number of seconds"))
+            }),
     }
 }
 
@@ -141,7 +148,12 @@ pub struct Reading {
 ///
 /// Bounded by `min_wait`/`max_wait`, and never past the time limit by more
 /// than a second (so the poll after the limit stops the task).
-pub fn next_wait(current: Option<Reading>, previous: Option<Reading>, elapsed: Duration, config: &PollConfig) -> Duration {
+pub fn next_wait(
+    current: Option<Reading>,
+    previous: Option<Reading>,
+    elapsed: Duration,
+    config: &PollConfig,
+) -> Duration {
     let t = elapsed.as_secs_f64().max(1.0);
     let raw = match current {
         Some(r) if r.percent >= 100 => 0.0,
@@ -170,7 +182,9 @@ pub fn next_wait(current: Option<Reading>, previous: Option<Reading>, elapsed: D
 }
 
 fn epoch_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Why a stopped or failed task did not succeed, for the execution's `Cause`.
@@ -201,7 +215,12 @@ pub struct RunInfo {
 }
 
 /// The replication document for `state`.
-pub fn output(run: &RunInfo, state: &TaskState, status: ReplicationStatus, wait: Duration) -> ReplicationOutput {
+pub fn output(
+    run: &RunInfo,
+    state: &TaskState,
+    status: ReplicationStatus,
+    wait: Duration,
+) -> ReplicationOutput {
     ReplicationOutput {
         task_arn: run.task_arn.clone(),
         status,
@@ -211,9 +230,12 @@ pub fn output(run: &RunInfo, state: &TaskState, status: ReplicationStatus, wait:
         wait_seconds: wait.as_secs(),
         polls: run.polls,
         // A percentage means something only once DMS is loading.
-        progress_percent: state
-            .full_load_progress_percent
-            .filter(|_| matches!(status, ReplicationStatus::Running | ReplicationStatus::Succeeded) && state.status != "starting"),
+        progress_percent: state.full_load_progress_percent.filter(|_| {
+            matches!(
+                status,
+                ReplicationStatus::Running | ReplicationStatus::Succeeded
+            ) && state.status != "starting"
+        }),
         tables_loaded: state.tables_loaded,
         tables_loading: state.tables_loading,
         tables_queued: state.tables_queued,
@@ -353,8 +375,14 @@ mod tests {
             let d = minutes * 60;
             for startup in [0, 15, 60, 120] {
                 let (polls, late) = simulate(d, startup, &c);
-                assert!(polls <= 10, "{minutes} min load (start-up {startup}s): {polls} polls");
-                assert!(late * 20 <= d, "{minutes} min load (start-up {startup}s): seen {late}s late");
+                assert!(
+                    polls <= 10,
+                    "{minutes} min load (start-up {startup}s): {polls} polls"
+                );
+                assert!(
+                    late * 20 <= d,
+                    "{minutes} min load (start-up {startup}s): seen {late}s late"
+                );
             }
         }
     }
@@ -364,7 +392,10 @@ mod tests {
         let c = PollConfig::default();
         for seconds in [20, 45, 90, 150, 300] {
             let (polls, late) = simulate(seconds, 15.min(seconds / 2), &c);
-            assert!(late <= c.min_wait.as_secs(), "{seconds}s load: seen {late}s late");
+            assert!(
+                late <= c.min_wait.as_secs(),
+                "{seconds}s load: seen {late}s late"
+            );
             assert!(polls <= 6, "{seconds}s load: {polls} polls");
         }
     }
@@ -377,7 +408,10 @@ mod tests {
         assert_eq!(next_wait(None, None, secs(100), &c), secs(200));
         assert_eq!(next_wait(None, None, secs(3000), &c), secs(600));
         // Finishing up.
-        assert_eq!(next_wait(at(3000, 100), at(2000, 90), secs(3000), &c), secs(30));
+        assert_eq!(
+            next_wait(at(3000, 100), at(2000, 90), secs(3000), &c),
+            secs(30)
+        );
         // One reading: at most the time run so far (start-up time blurs the rate).
         assert_eq!(next_wait(at(200, 10), None, secs(200), &c), secs(200));
         // Two readings: 40% → 60% in 100 s; the end is no earlier than
@@ -385,7 +419,10 @@ mod tests {
         let w = next_wait(at(300, 60), at(200, 40), secs(300), &c).as_secs();
         assert!((190..=197).contains(&w), "{w}");
         // Progress that went backwards is not trusted.
-        assert_eq!(next_wait(at(300, 20), at(200, 40), secs(300), &c), secs(300));
+        assert_eq!(
+            next_wait(at(300, 20), at(200, 40), secs(300), &c),
+            secs(300)
+        );
     }
 
     #[test]
@@ -408,20 +445,29 @@ mod tests {
             ..Default::default()
         };
         let r = failure_reason(&s);
-        assert!(r.contains("2 table(s) errored") && r.contains("duplicate key") && r.contains("stopped"), "{r}");
+        assert!(
+            r.contains("2 table(s) errored")
+                && r.contains("duplicate key")
+                && r.contains("stopped"),
+            "{r}"
+        );
     }
 
     #[test]
     #[ignore = "prints the poll schedule of many loads; run with --ignored --nocapture"]
     fn schedules() {
         let c = PollConfig::default();
-        for d in [20u64, 45, 90, 150, 300, 600, 1200, 1800, 2700, 3600, 5400, 7200, 14400, 21600, 28800] {
+        for d in [
+            20u64, 45, 90, 150, 300, 600, 1200, 1800, 2700, 3600, 5400, 7200, 14400, 21600, 28800,
+        ] {
             for startup in [0u64, 15, 60, 120] {
                 if startup * 2 > d {
                     continue;
                 }
                 let (polls, late) = simulate(d, startup, &c);
-                println!("load {d:>6}s start-up {startup:>3}s: {polls:>2} polls, seen {late:>4}s late");
+                println!(
+                    "load {d:>6}s start-up {startup:>3}s: {polls:>2} polls, seen {late:>4}s late"
+                );
             }
         }
     }

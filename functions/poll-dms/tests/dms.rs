@@ -22,8 +22,14 @@ use poll_dms::PollConfig;
 use serde_json::{json, Value};
 
 fn client(rules: &[&Rule]) -> DmsTask {
-    DmsTask::new(mock_client!(aws_sdk_databasemigration, RuleMode::MatchAny, rules, |b| b
-        .retry_config(dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1)))))
+    DmsTask::new(mock_client!(
+        aws_sdk_databasemigration,
+        RuleMode::MatchAny,
+        rules,
+        |b| b.retry_config(
+            dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
+        )
+    ))
     .with_row_counts()
 }
 
@@ -34,8 +40,18 @@ fn describe(task: Task) -> Rule {
 fn table_stats() -> Rule {
     mock!(Client::describe_table_statistics).then_output(|| {
         DescribeTableStatisticsOutput::builder()
-            .table_statistics(TableStatistics::builder().table_name("a").full_load_rows(1000).build())
-            .table_statistics(TableStatistics::builder().table_name("b").full_load_rows(234).build())
+            .table_statistics(
+                TableStatistics::builder()
+                    .table_name("a")
+                    .full_load_rows(1000)
+                    .build(),
+            )
+            .table_statistics(
+                TableStatistics::builder()
+                    .table_name("b")
+                    .full_load_rows(234)
+                    .build(),
+            )
             .build()
     })
 }
@@ -47,7 +63,10 @@ fn stop() -> Rule {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// The sample event, as if the run started `ago` seconds ago.
@@ -67,8 +86,24 @@ async fn poll(task: &DmsTask, event: Value) -> Result<Value, StepError> {
 async fn starting_then_running_then_finished() {
     let d = mock!(Client::describe_replication_tasks)
         .sequence()
-        .output(|| Task { started_secs_ago: Some(30), ..Task::new("starting") }.output())
-        .output(|| Task { started_secs_ago: Some(60), percent: 40, loaded: 4, loading: 2, queued: 4, ..Task::new("running") }.output())
+        .output(|| {
+            Task {
+                started_secs_ago: Some(30),
+                ..Task::new("starting")
+            }
+            .output()
+        })
+        .output(|| {
+            Task {
+                started_secs_ago: Some(60),
+                percent: 40,
+                loaded: 4,
+                loading: 2,
+                queued: 4,
+                ..Task::new("running")
+            }
+            .output()
+        })
         .output(|| {
             Task {
                 stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
@@ -86,16 +121,36 @@ async fn starting_then_running_then_finished() {
     let first = poll(&task, event(30)).await.unwrap();
     assert_eq!(first["status"], "running");
     assert_eq!(first["polls"], 1);
-    assert_eq!(first["startKind"], "reload-target", "carried over from start-dms");
-    assert!(first.get("progressPercent").is_none(), "no percentage while starting: {first}");
+    assert_eq!(
+        first["startKind"], "reload-target",
+        "carried over from start-dms"
+    );
+    assert!(
+        first.get("progressPercent").is_none(),
+        "no percentage while starting: {first}"
+    );
     // Nothing known yet: wait about as long again as the run has taken (≥ the 30 s minimum).
-    assert!((30..=61).contains(&first["waitSeconds"].as_u64().unwrap()), "{first}");
+    assert!(
+        (30..=61).contains(&first["waitSeconds"].as_u64().unwrap()),
+        "{first}"
+    );
 
     // The state machine feeds the output back in.
-    let second = poll(&task, json!({"execution": "x", "replication": first})).await.unwrap();
+    let second = poll(&task, json!({"execution": "x", "replication": first}))
+        .await
+        .unwrap();
     assert_eq!(second["status"], "running");
-    assert_eq!((second["polls"].clone(), second["progressPercent"].clone()), (json!(2), json!(40)));
-    assert_eq!((second["tablesLoaded"].clone(), second["tablesQueued"].clone()), (json!(4), json!(4)));
+    assert_eq!(
+        (second["polls"].clone(), second["progressPercent"].clone()),
+        (json!(2), json!(40))
+    );
+    assert_eq!(
+        (
+            second["tablesLoaded"].clone(),
+            second["tablesQueued"].clone()
+        ),
+        (json!(4), json!(4))
+    );
 
     let third = poll(&task, json!({"replication": second})).await.unwrap();
     assert_eq!(third["status"], "succeeded");
@@ -148,7 +203,10 @@ async fn failed_with_a_message_fails_with_it() {
     })
     .await;
     assert_eq!(e.name(), "ReplicationFailed");
-    assert!(e.to_string().contains("Stream component failed") && e.to_string().contains("failed"), "{e}");
+    assert!(
+        e.to_string().contains("Stream component failed") && e.to_string().contains("failed"),
+        "{e}"
+    );
 
     // A failure message on an otherwise finished task is not success either.
     let e = failure(Task {
@@ -163,19 +221,40 @@ async fn failed_with_a_message_fails_with_it() {
 
 #[tokio::test]
 async fn a_load_past_the_maximum_is_stopped() {
-    let (d, s) = (describe(Task { started_secs_ago: Some(7200), percent: 20, ..Task::new("running") }), stop());
+    let (d, s) = (
+        describe(Task {
+            started_secs_ago: Some(7200),
+            percent: 20,
+            ..Task::new("running")
+        }),
+        stop(),
+    );
     let config = PollConfig {
         max_duration: Duration::from_secs(3600),
         ..PollConfig::default()
     };
-    let e = poll_dms::handle(&client(&[&d, &s]), TASK, &config, event(7200)).await.unwrap_err();
+    let e = poll_dms::handle(&client(&[&d, &s]), TASK, &config, event(7200))
+        .await
+        .unwrap_err();
     assert_eq!(e.name(), "ReplicationTimedOut");
-    assert!(e.to_string().contains("limit 3600 s") && e.to_string().contains("20% loaded"), "{e}");
+    assert!(
+        e.to_string().contains("limit 3600 s") && e.to_string().contains("20% loaded"),
+        "{e}"
+    );
     assert_eq!(s.num_calls(), 1, "the task was told to stop");
 
     // Just under the limit: keep polling, but not past the limit.
-    let (d, s) = (describe(Task { started_secs_ago: Some(3500), percent: 20, ..Task::new("running") }), stop());
-    let out = poll_dms::handle(&client(&[&d, &s]), TASK, &config, event(3500)).await.unwrap();
+    let (d, s) = (
+        describe(Task {
+            started_secs_ago: Some(3500),
+            percent: 20,
+            ..Task::new("running")
+        }),
+        stop(),
+    );
+    let out = poll_dms::handle(&client(&[&d, &s]), TASK, &config, event(3500))
+        .await
+        .unwrap();
     assert!(out.wait_seconds <= 101, "{out:?}");
     assert_eq!(s.num_calls(), 0);
 }
@@ -184,8 +263,17 @@ async fn a_load_past_the_maximum_is_stopped() {
 async fn throttling_then_an_answer() {
     let d = mock!(Client::describe_replication_tasks)
         .sequence()
-        .error(|| DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded")))
-        .output(|| Task { started_secs_ago: Some(120), percent: 50, ..Task::new("running") }.output())
+        .error(|| {
+            DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded"))
+        })
+        .output(|| {
+            Task {
+                started_secs_ago: Some(120),
+                percent: 50,
+                ..Task::new("running")
+            }
+            .output()
+        })
         .build();
     let out = poll(&client(&[&d]), event(120)).await.unwrap();
     assert_eq!(out["status"], "running");
@@ -194,11 +282,20 @@ async fn throttling_then_an_answer() {
 
 #[tokio::test]
 async fn a_missing_task_and_bad_input_are_named() {
-    let d = mock!(Client::describe_replication_tasks)
-        .then_error(|| DescribeReplicationTasksError::generic(error("ResourceNotFoundFault", "No Tasks found")));
-    assert_eq!(poll(&client(&[&d]), json!({})).await.unwrap_err().name(), "ReplicationTaskNotFound");
+    let d = mock!(Client::describe_replication_tasks).then_error(|| {
+        DescribeReplicationTasksError::generic(error("ResourceNotFoundFault", "No Tasks found"))
+    });
+    assert_eq!(
+        poll(&client(&[&d]), json!({})).await.unwrap_err().name(),
+        "ReplicationTaskNotFound"
+    );
     let d = describe(Task::new("running"));
-    let e = poll(&client(&[&d]), json!({"replication": {"startedAt": "noon"}})).await.unwrap_err();
+    let e = poll(
+        &client(&[&d]),
+        json!({"replication": {"startedAt": "noon"}}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.name(), "InvalidInput");
     assert_eq!(d.num_calls(), 0);
 }

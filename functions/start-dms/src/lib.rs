@@ -38,13 +38,21 @@ fn other(kind: StartKind) -> StartKind {
 /// Starts the task with `kind`; when DMS answers that the kind does not fit
 /// the task's history ("valid only for tasks running for the first time"),
 /// once more with the other kind. Every other refusal is returned as is.
-pub async fn start(task: &impl ReplicationTask, task_arn: &str, kind: StartKind) -> Result<StartKind, StepError> {
+pub async fn start(
+    task: &impl ReplicationTask,
+    task_arn: &str,
+    kind: StartKind,
+) -> Result<StartKind, StepError> {
     match task.start(task_arn, kind).await {
         Ok(()) => Ok(kind),
         Err(StartRefusal::Failed(e)) => Err(e),
         Err(StartRefusal::WrongStartKind) => {
             let retry = other(kind);
-            tracing::info!(refused = kind_name(kind), retry = kind_name(retry), "start kind refused, retrying");
+            tracing::info!(
+                refused = kind_name(kind),
+                retry = kind_name(retry),
+                "start kind refused, retrying"
+            );
             match task.start(task_arn, retry).await {
                 Ok(()) => Ok(retry),
                 Err(StartRefusal::Failed(e)) => Err(e),
@@ -67,7 +75,11 @@ pub async fn handle(
     match state.status.as_str() {
         "starting" | "running" => return Err(StepError::ReplicationAlreadyRunning(state.status)),
         "ready" | "stopped" | "failed" => {}
-        other => return Err(StepError::ReplicationTaskNotReady(format!("the task is {other}"))),
+        other => {
+            return Err(StepError::ReplicationTaskNotReady(format!(
+                "the task is {other}"
+            )))
+        }
     }
     let first = if state.ever_started {
         StartKind::ReloadTarget
@@ -75,8 +87,15 @@ pub async fn handle(
         StartKind::StartReplication
     };
     let kind = start(task, task_arn, first).await?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    tracing::info!(task = task_arn, kind = kind_name(kind), "replication started");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    tracing::info!(
+        task = task_arn,
+        kind = kind_name(kind),
+        "replication started"
+    );
     let run = RunInfo {
         task_arn: task_arn.to_owned(),
         start_kind: Some(kind_name(kind).to_owned()),
@@ -89,5 +108,10 @@ pub async fn handle(
         status: "starting".into(),
         ..Default::default()
     };
-    Ok(poll_dms::output(&run, &fresh, ReplicationStatus::Starting, config.min_wait))
+    Ok(poll_dms::output(
+        &run,
+        &fresh,
+        ReplicationStatus::Starting,
+        config.min_wait,
+    ))
 }

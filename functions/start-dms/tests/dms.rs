@@ -19,8 +19,14 @@ use dbsync_aws::{
 use poll_dms::PollConfig;
 
 fn client(rules: &[&Rule]) -> DmsTask {
-    DmsTask::new(mock_client!(aws_sdk_databasemigration, RuleMode::MatchAny, rules, |b| b
-        .retry_config(dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1)))))
+    DmsTask::new(mock_client!(
+        aws_sdk_databasemigration,
+        RuleMode::MatchAny,
+        rules,
+        |b| b.retry_config(
+            dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
+        )
+    ))
 }
 
 fn describe(task: Task) -> Rule {
@@ -31,7 +37,9 @@ fn describe(task: Task) -> Rule {
 
 fn start_ok(kind: Kind) -> Rule {
     mock!(Client::start_replication_task)
-        .match_requests(move |r| r.start_replication_task_type() == Some(&kind) && r.replication_task_arn() == Some(TASK))
+        .match_requests(move |r| {
+            r.start_replication_task_type() == Some(&kind) && r.replication_task_arn() == Some(TASK)
+        })
         .then_output(|| StartReplicationTaskOutput::builder().build())
 }
 
@@ -42,7 +50,8 @@ fn start_refused(kind: Kind, code: &'static str, message: &'static str) -> Rule 
 }
 
 async fn run(task: &DmsTask) -> Result<serde_json::Value, dbsync_workflow::StepError> {
-    let event: serde_json::Value = serde_json::from_str(include_str!("../../../events/start-dms.json")).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/start-dms.json")).unwrap();
     start_dms::handle(task, TASK, &PollConfig::default(), event)
         .await
         .map(|o| serde_json::to_value(o).unwrap())
@@ -50,7 +59,11 @@ async fn run(task: &DmsTask) -> Result<serde_json::Value, dbsync_workflow::StepE
 
 #[tokio::test]
 async fn first_run_uses_start_replication() {
-    let (d, s, r) = (describe(Task::new("ready")), start_ok(Kind::StartReplication), start_ok(Kind::ReloadTarget));
+    let (d, s, r) = (
+        describe(Task::new("ready")),
+        start_ok(Kind::StartReplication),
+        start_ok(Kind::ReloadTarget),
+    );
     let out = run(&client(&[&d, &s, &r])).await.unwrap();
     assert_eq!((s.num_calls(), r.num_calls()), (1, 0));
     assert_eq!(out["status"], "starting");
@@ -70,7 +83,11 @@ async fn later_runs_reload_the_target() {
         loaded: 12,
         ..Task::new("stopped")
     };
-    let (d, s, r) = (describe(stopped), start_ok(Kind::StartReplication), start_ok(Kind::ReloadTarget));
+    let (d, s, r) = (
+        describe(stopped),
+        start_ok(Kind::StartReplication),
+        start_ok(Kind::ReloadTarget),
+    );
     let out = run(&client(&[&d, &s, &r])).await.unwrap();
     assert_eq!((s.num_calls(), r.num_calls()), (0, 1));
     assert_eq!(out["startKind"], "reload-target");
@@ -82,7 +99,11 @@ async fn later_runs_reload_the_target() {
 async fn the_not_first_run_answer_switches_to_reload_target() {
     // The task looks fresh (no start date) but DMS knows better.
     let d = describe(Task::new("ready"));
-    let s = start_refused(Kind::StartReplication, "InvalidParameterCombinationException", NOT_FIRST_RUN);
+    let s = start_refused(
+        Kind::StartReplication,
+        "InvalidParameterCombinationException",
+        NOT_FIRST_RUN,
+    );
     let r = start_ok(Kind::ReloadTarget);
     let out = run(&client(&[&d, &s, &r])).await.unwrap();
     assert_eq!((s.num_calls(), r.num_calls()), (1, 1));
@@ -92,14 +113,22 @@ async fn the_not_first_run_answer_switches_to_reload_target() {
 #[tokio::test]
 async fn other_start_errors_are_not_swallowed() {
     let d = describe(Task::new("ready"));
-    let s = start_refused(Kind::StartReplication, "AccessDeniedFault", "not authorized to perform dms:StartReplicationTask");
+    let s = start_refused(
+        Kind::StartReplication,
+        "AccessDeniedFault",
+        "not authorized to perform dms:StartReplicationTask",
+    );
     let r = start_ok(Kind::ReloadTarget);
     let e = run(&client(&[&d, &s, &r])).await.unwrap_err();
     assert_eq!(e.name(), "AwsServiceError");
     assert!(e.to_string().contains("AccessDeniedFault"), "{e}");
     assert_eq!(r.num_calls(), 0, "no retry with the other kind");
 
-    let s = start_refused(Kind::StartReplication, "InvalidResourceStateFault", "Replication instance is not available");
+    let s = start_refused(
+        Kind::StartReplication,
+        "InvalidResourceStateFault",
+        "Replication instance is not available",
+    );
     let e = run(&client(&[&d, &s, &r])).await.unwrap_err();
     assert_eq!(e.name(), "ReplicationTaskNotReady");
     assert_eq!(r.num_calls(), 0);
@@ -112,7 +141,10 @@ async fn a_running_task_is_refused_and_nothing_starts() {
             started_secs_ago: Some(60),
             ..Task::new(status)
         });
-        let (s, r) = (start_ok(Kind::StartReplication), start_ok(Kind::ReloadTarget));
+        let (s, r) = (
+            start_ok(Kind::StartReplication),
+            start_ok(Kind::ReloadTarget),
+        );
         let e = run(&client(&[&d, &s, &r])).await.unwrap_err();
         assert_eq!(e.name(), "ReplicationAlreadyRunning");
         assert!(e.to_string().contains(status), "{e}");
@@ -120,14 +152,21 @@ async fn a_running_task_is_refused_and_nothing_starts() {
     }
     let d = describe(Task::new("modifying"));
     let s = start_ok(Kind::StartReplication);
-    assert_eq!(run(&client(&[&d, &s])).await.unwrap_err().name(), "ReplicationTaskNotReady");
+    assert_eq!(
+        run(&client(&[&d, &s])).await.unwrap_err().name(),
+        "ReplicationTaskNotReady"
+    );
     assert_eq!(s.num_calls(), 0);
 }
 
 #[tokio::test]
 async fn a_missing_task_is_named() {
-    let d = mock!(Client::describe_replication_tasks)
-        .then_error(|| DescribeReplicationTasksError::generic(error("ResourceNotFoundFault", "No Tasks found matching the provided filters")));
+    let d = mock!(Client::describe_replication_tasks).then_error(|| {
+        DescribeReplicationTasksError::generic(error(
+            "ResourceNotFoundFault",
+            "No Tasks found matching the provided filters",
+        ))
+    });
     let e = run(&client(&[&d])).await.unwrap_err();
     assert_eq!(e.name(), "ReplicationTaskNotFound");
     assert!(e.to_string().contains(TASK), "{e}");
@@ -136,14 +175,19 @@ async fn a_missing_task_is_named() {
     let d = mock!(Client::describe_replication_tasks).then_output(|| {
         aws_sdk_databasemigration::operation::describe_replication_tasks::DescribeReplicationTasksOutput::builder().build()
     });
-    assert_eq!(run(&client(&[&d])).await.unwrap_err().name(), "ReplicationTaskNotFound");
+    assert_eq!(
+        run(&client(&[&d])).await.unwrap_err().name(),
+        "ReplicationTaskNotFound"
+    );
 }
 
 #[tokio::test]
 async fn throttling_is_retried_by_the_sdk() {
     let d = mock!(Client::describe_replication_tasks)
         .sequence()
-        .error(|| DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded")))
+        .error(|| {
+            DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded"))
+        })
         .times(2)
         .output(|| Task::new("ready").output())
         .build();
@@ -154,7 +198,9 @@ async fn throttling_is_retried_by_the_sdk() {
     // Still throttled after every attempt: a transient name the state machine retries.
     let d = mock!(Client::describe_replication_tasks)
         .sequence()
-        .error(|| DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded")))
+        .error(|| {
+            DescribeReplicationTasksError::generic(error("ThrottlingException", "Rate exceeded"))
+        })
         .repeatedly()
         .build();
     let e = run(&client(&[&d])).await.unwrap_err();

@@ -28,7 +28,9 @@ pub mod sfn;
 /// What starting an execution did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
-    Started { execution_arn: String },
+    Started {
+        execution_arn: String,
+    },
     /// The name is taken (by a running or a finished execution).
     AlreadyExists,
 }
@@ -37,7 +39,11 @@ pub enum Start {
 pub trait Executions: Send + Sync {
     /// Names of the executions currently running.
     fn running(&self) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
-    fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<Start, StepError>> + Send;
+    fn start(
+        &self,
+        name: &str,
+        input: &str,
+    ) -> impl Future<Output = Result<Start, StepError>> + Send;
 }
 
 /// An instant in UTC, to the second (what execution names and inputs carry).
@@ -61,12 +67,20 @@ impl UtcTime {
             ))
         };
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(bad());
         }
         let tail = &s[19..];
         let fraction_ok = match tail.strip_prefix('.') {
-            Some(f) => f.strip_suffix('Z').is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())),
+            Some(f) => f
+                .strip_suffix('Z')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())),
             None => tail == "Z",
         };
         let num = |r: std::ops::Range<usize>| -> Result<u32, StepError> {
@@ -99,7 +113,10 @@ impl UtcTime {
     }
 
     pub fn from_system_time(t: SystemTime) -> Self {
-        let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0) as i64;
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (year, month, day) = civil_from_days(days);
         UtcTime {
@@ -197,13 +214,23 @@ pub struct TriggerOutput {
     pub message: String,
 }
 
-pub async fn handle(machine: &impl Executions, event: Value, now: SystemTime) -> Result<TriggerOutput, StepError> {
+pub async fn handle(
+    machine: &impl Executions,
+    event: Value,
+    now: SystemTime,
+) -> Result<TriggerOutput, StepError> {
     let input: TriggerInput = parse_input(event)?;
     let time = match &input.time {
         Some(t) => UtcTime::parse(t)?,
         None => UtcTime::from_system_time(now),
     };
-    let source: String = input.source.as_deref().unwrap_or("manual").chars().take(100).collect();
+    let source: String = input
+        .source
+        .as_deref()
+        .unwrap_or("manual")
+        .chars()
+        .take(100)
+        .collect();
     let name = execution_name(&time);
     let out = |outcome, execution_arn, running, message| TriggerOutput {
         outcome,
@@ -254,15 +281,38 @@ mod tests {
         let t = UtcTime::parse("2026-01-01T08:00:00Z").unwrap();
         assert_eq!(execution_name(&t), "sync-20260101T080000Z");
         assert_eq!(t.to_string(), "2026-01-01T08:00:00Z");
-        assert_eq!(UtcTime::parse("2024-02-29T23:59:59.123Z").unwrap().compact(), "20240229T235959Z");
-        for bad in ["", "2026-01-01", "2026-01-01T08:00:00", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z",
-            "2026-01-01T24:00:00Z", "2026-01-01T08:00:00+01:00", "2026-01-01T08:00:00.Z", "+026-01-01T08:00:00Z"]
-        {
-            assert_eq!(UtcTime::parse(bad).unwrap_err().name(), "InvalidInput", "{bad}");
+        assert_eq!(
+            UtcTime::parse("2024-02-29T23:59:59.123Z")
+                .unwrap()
+                .compact(),
+            "20240229T235959Z"
+        );
+        for bad in [
+            "",
+            "2026-01-01",
+            "2026-01-01T08:00:00",
+            "2026-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T08:00:00+01:00",
+            "2026-01-01T08:00:00.Z",
+            "+026-01-01T08:00:00Z",
+        ] {
+            assert_eq!(
+                UtcTime::parse(bad).unwrap_err().name(),
+                "InvalidInput",
+                "{bad}"
+            );
         }
         let epoch = UNIX_EPOCH + Duration::from_secs(1_767_225_600 + 8 * 3600 + 61);
-        assert_eq!(UtcTime::from_system_time(epoch).to_string(), "2026-01-01T08:01:01Z");
-        assert_eq!(UtcTime::from_system_time(UNIX_EPOCH + Duration::from_secs(951_782_400)).to_string(), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            UtcTime::from_system_time(epoch).to_string(),
+            "2026-01-01T08:01:01Z"
+        );
+        assert_eq!(
+            UtcTime::from_system_time(UNIX_EPOCH + Duration::from_secs(951_782_400)).to_string(),
+            "2000-02-29T00:00:00Z"
+        );
         // Every name is a valid Step Functions execution name.
         let n = execution_name(&UtcTime::from_system_time(SystemTime::now()));
         assert!(n.len() <= 80 && !n.contains(':') && !n.contains(' '), "{n}");

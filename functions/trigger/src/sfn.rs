@@ -31,7 +31,9 @@ impl StateMachine {
             .map(|v| v.trim().to_owned())
             .filter(|v| v.starts_with("arn:"))
             .ok_or_else(|| {
-                StepError::Configuration("set STATE_MACHINE_ARN to the sync state machine's ARN".into())
+                StepError::Configuration(
+                    "set STATE_MACHINE_ARN to the sync state machine's ARN".into(),
+                )
             })?;
         Ok(Self::new(Client::new(sdk), arn))
     }
@@ -48,7 +50,11 @@ impl Executions for StateMachine {
             .send()
             .await
             .map_err(|e| dbsync_aws::classify("ListExecutions", &e))?;
-        Ok(out.executions().iter().map(|e| e.name().to_owned()).collect())
+        Ok(out
+            .executions()
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect())
     }
 
     async fn start(&self, name: &str, input: &str) -> Result<Start, StepError> {
@@ -64,7 +70,9 @@ impl Executions for StateMachine {
             Ok(out) => Ok(Start::Started {
                 execution_arn: out.execution_arn().to_owned(),
             }),
-            Err(e) if dbsync_aws::error_code(&e) == Some("ExecutionAlreadyExists") => Ok(Start::AlreadyExists),
+            Err(e) if dbsync_aws::error_code(&e) == Some("ExecutionAlreadyExists") => {
+                Ok(Start::AlreadyExists)
+            }
             Err(e) => Err(dbsync_aws::classify("StartExecution", &e)),
         }
     }

@@ -26,7 +26,10 @@ use crate::{s3::S3Source, DirSource, SqlSource};
 pub const DEFAULT_QUERY: &str = "select max(version)::text from schema_migrations";
 
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// The source the environment selects.
@@ -42,18 +45,28 @@ impl Source {
         match var("VERSION_SOURCE").as_deref().unwrap_or("s3") {
             "s3" => {
                 let bucket = var("VERSION_BUCKET").ok_or_else(|| {
-                    StepError::Configuration("set VERSION_BUCKET to the bucket holding the schema version objects".into())
+                    StepError::Configuration(
+                        "set VERSION_BUCKET to the bucket holding the schema version objects"
+                            .into(),
+                    )
                 })?;
                 let path_style = match var("S3_FORCE_PATH_STYLE").as_deref() {
                     None | Some("false") => false,
                     Some("true") => true,
-                    Some(_) => return Err(StepError::Configuration("S3_FORCE_PATH_STYLE must be true or false".into())),
+                    Some(_) => {
+                        return Err(StepError::Configuration(
+                            "S3_FORCE_PATH_STYLE must be true or false".into(),
+                        ))
+                    }
                 };
-                let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build();
+                let conf = aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(path_style)
+                    .build();
                 Ok(Source::S3(S3Source::new(
                     aws_sdk_s3::Client::from_conf(conf),
                     bucket,
-                    var("PRODUCTION_VERSION_KEY").unwrap_or_else(|| "schema-version/production".into()),
+                    var("PRODUCTION_VERSION_KEY")
+                        .unwrap_or_else(|| "schema-version/production".into()),
                     var("STAGING_VERSION_KEY").unwrap_or_else(|| "schema-version/staging".into()),
                 )))
             }
@@ -61,14 +74,24 @@ impl Source {
                 let timeouts = timeouts_from_env()?;
                 let app = "dbsync-version-check";
                 Ok(Source::Sql(SqlSource::new(
-                    connection_from_env("SOURCE_DATABASE_URL", "SOURCE_DB_SECRET_ARN", app, timeouts)?,
+                    connection_from_env(
+                        "SOURCE_DATABASE_URL",
+                        "SOURCE_DB_SECRET_ARN",
+                        app,
+                        timeouts,
+                    )?,
                     connection_from_env("DATABASE_URL", "DB_SECRET_ARN", app, timeouts)?,
                     var("VERSION_QUERY").unwrap_or_else(|| DEFAULT_QUERY.into()),
                 )))
             }
-            "file" => Ok(Source::Dir(DirSource::new(var("VERSION_DIR").ok_or_else(|| {
-                StepError::Configuration("set VERSION_DIR to the directory holding the production and staging files".into())
-            })?))),
+            "file" => Ok(Source::Dir(DirSource::new(var("VERSION_DIR").ok_or_else(
+                || {
+                    StepError::Configuration(
+                        "set VERSION_DIR to the directory holding the production and staging files"
+                            .into(),
+                    )
+                },
+            )?))),
             other => Err(StepError::Configuration(format!(
                 "VERSION_SOURCE {other:?} is not one of s3, sql, file"
             ))),

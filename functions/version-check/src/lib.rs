@@ -44,23 +44,34 @@ pub fn parse_version(side: Side, raw: &[u8]) -> Result<String, StepError> {
         .map_err(|_| StepError::VersionInvalid(format!("{side}: the value is not UTF-8 text")))?;
     let v = text.trim();
     if v.is_empty() {
-        return Err(StepError::VersionInvalid(format!("{side}: the value is empty")));
+        return Err(StepError::VersionInvalid(format!(
+            "{side}: the value is empty"
+        )));
     }
     if v.lines().nth(1).is_some() {
-        return Err(StepError::VersionInvalid(format!("{side}: the value has more than one line")));
+        return Err(StepError::VersionInvalid(format!(
+            "{side}: the value has more than one line"
+        )));
     }
     let len = v.chars().count();
     if len > MAX_LEN {
-        return Err(StepError::VersionInvalid(format!("{side}: the value is {len} characters long")));
+        return Err(StepError::VersionInvalid(format!(
+            "{side}: the value is {len} characters long"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(StepError::VersionInvalid(format!("{side}: the value contains control characters")));
+        return Err(StepError::VersionInvalid(format!(
+            "{side}: the value contains control characters"
+        )));
     }
     Ok(v.to_owned())
 }
 
 /// Reads both versions (concurrently) and compares them.
-pub async fn handle(source: &impl VersionSource, event: Value) -> Result<VersionCheckOutput, StepError> {
+pub async fn handle(
+    source: &impl VersionSource,
+    event: Value,
+) -> Result<VersionCheckOutput, StepError> {
     let _: serde::de::IgnoredAny = parse_input(event)?;
     let (prod, staging) = tokio::join!(source.read(Side::Production), source.read(Side::Staging));
     let (prod_version, staging_version) = (prod?, staging?);
@@ -94,7 +105,11 @@ impl VersionSource for DirSource {
         let path = self.path(side);
         // A version file is one short line; refuse to slurp anything big.
         let meta = tokio::fs::metadata(&path).await.map_err(|e| {
-            StepError::VersionUnavailable(format!("{}: cannot read {}: {e}", side.as_str(), path.display()))
+            StepError::VersionUnavailable(format!(
+                "{}: cannot read {}: {e}",
+                side.as_str(),
+                path.display()
+            ))
         })?;
         if meta.len() > 4096 {
             return Err(StepError::VersionInvalid(format!(
@@ -105,7 +120,11 @@ impl VersionSource for DirSource {
             )));
         }
         let raw = tokio::fs::read(&path).await.map_err(|e| {
-            StepError::VersionUnavailable(format!("{}: cannot read {}: {e}", side.as_str(), path.display()))
+            StepError::VersionUnavailable(format!(
+                "{}: cannot read {}: {e}",
+                side.as_str(),
+                path.display()
+            ))
         })?;
         parse_version(side, &raw)
     }
@@ -114,7 +133,7 @@ impl VersionSource for DirSource {
 /// A database handle the source owns or borrows (local mode shares the
 /// target's handle with the other steps).
 pub enum DbRef<'a> {
-    Owned(Db),
+    Owned(Box<Db>),
     Borrowed(&'a Db),
 }
 
@@ -129,7 +148,7 @@ impl DbRef<'_> {
 
 impl From<Db> for DbRef<'_> {
     fn from(db: Db) -> Self {
-        DbRef::Owned(db)
+        DbRef::Owned(Box::new(db))
     }
 }
 
@@ -147,7 +166,11 @@ pub struct SqlSource<'a> {
 }
 
 impl<'a> SqlSource<'a> {
-    pub fn new(production: impl Into<DbRef<'a>>, staging: impl Into<DbRef<'a>>, query: String) -> Self {
+    pub fn new(
+        production: impl Into<DbRef<'a>>,
+        staging: impl Into<DbRef<'a>>,
+        query: String,
+    ) -> Self {
         Self {
             production: production.into(),
             staging: staging.into(),
@@ -197,7 +220,10 @@ mod tests {
 
     #[test]
     fn versions_are_trimmed_and_checked() {
-        assert_eq!(parse_version(Side::Production, b"  20251124_0042\n").unwrap(), "20251124_0042");
+        assert_eq!(
+            parse_version(Side::Production, b"  20251124_0042\n").unwrap(),
+            "20251124_0042"
+        );
         for (raw, why) in [
             (&b""[..], "empty"),
             (b" \n\t ", "empty"),
@@ -207,11 +233,17 @@ mod tests {
         ] {
             let e = parse_version(Side::Staging, raw).unwrap_err();
             assert_eq!(e.name(), "VersionInvalid");
-            assert!(e.to_string().contains(why) && e.to_string().contains("staging"), "{e}");
+            assert!(
+                e.to_string().contains(why) && e.to_string().contains("staging"),
+                "{e}"
+            );
         }
         let long = "9".repeat(MAX_LEN + 1);
         let e = parse_version(Side::Production, long.as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("201 characters") && !e.to_string().contains(&long), "{e}");
+        assert!(
+            e.to_string().contains("201 characters") && !e.to_string().contains(&long),
+            "{e}"
+        );
         assert!(parse_version(Side::Production, "9".repeat(MAX_LEN).as_bytes()).is_ok());
     }
 
@@ -238,14 +270,26 @@ mod tests {
         assert!(!handle(&src, serde_json::json!({})).await.unwrap().in_sync);
 
         std::fs::write(d.join("staging"), "").unwrap();
-        assert_eq!(handle(&src, serde_json::json!({})).await.unwrap_err().name(), "VersionInvalid");
+        assert_eq!(
+            handle(&src, serde_json::json!({}))
+                .await
+                .unwrap_err()
+                .name(),
+            "VersionInvalid"
+        );
 
         std::fs::remove_file(d.join("production")).unwrap();
         let e = handle(&src, serde_json::json!({})).await.unwrap_err();
         assert_eq!(e.name(), "VersionUnavailable");
         assert!(e.to_string().contains("production"), "{e}");
 
-        assert_eq!(handle(&src, serde_json::json!("x")).await.unwrap_err().name(), "InvalidInput");
+        assert_eq!(
+            handle(&src, serde_json::json!("x"))
+                .await
+                .unwrap_err()
+                .name(),
+            "InvalidInput"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -21,7 +21,12 @@ pub struct S3Source {
 }
 
 impl S3Source {
-    pub fn new(client: Client, bucket: String, production_key: String, staging_key: String) -> Self {
+    pub fn new(
+        client: Client,
+        bucket: String,
+        production_key: String,
+        staging_key: String,
+    ) -> Self {
         Self {
             client,
             bucket,
@@ -38,7 +43,14 @@ impl VersionSource for S3Source {
             Side::Staging => &self.staging_key,
         };
         let url = format!("s3://{}/{key}", self.bucket);
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 return Err(match dbsync_aws::error_code(&e) {
@@ -50,7 +62,10 @@ impl VersionSource for S3Source {
             }
         };
         if let Some(n) = out.content_length().filter(|n| *n > MAX_OBJECT_BYTES) {
-            return Err(StepError::VersionInvalid(format!("{}: {url} is {n} bytes", side.as_str())));
+            return Err(StepError::VersionInvalid(format!(
+                "{}: {url} is {n} bytes",
+                side.as_str()
+            )));
         }
         let body = out
             .body

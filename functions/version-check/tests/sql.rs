@@ -14,9 +14,13 @@ const QUERY: &str = "select max(version)::text from schema_migrations";
 async fn database(prefix: &str, versions: &[i64]) -> dbsync_testpg::TestDb {
     let db = Cluster::shared().create_db(prefix).await;
     let c = db.client().await;
-    c.batch_execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY)").await.unwrap();
+    c.batch_execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY)")
+        .await
+        .unwrap();
     for v in versions {
-        c.execute("INSERT INTO schema_migrations VALUES ($1)", &[v]).await.unwrap();
+        c.execute("INSERT INTO schema_migrations VALUES ($1)", &[v])
+            .await
+            .unwrap();
     }
     db
 }
@@ -27,7 +31,10 @@ fn handle(url: &str) -> Db {
 
 #[tokio::test]
 async fn compares_the_query_results() {
-    let (prod, staging) = (database("vprod", &[1, 20251124]).await, database("vstage", &[1, 20251124]).await);
+    let (prod, staging) = (
+        database("vprod", &[1, 20251124]).await,
+        database("vstage", &[1, 20251124]).await,
+    );
     let staging_db = handle(&staging.url);
     // Local mode shares the target's handle: the source borrows it.
     let src = SqlSource::new(handle(&prod.url), &staging_db, QUERY.into());
@@ -35,20 +42,43 @@ async fn compares_the_query_results() {
     assert!(out.in_sync);
     assert_eq!(out.prod_version, "20251124");
 
-    staging.client().await.batch_execute("DELETE FROM schema_migrations WHERE version > 1").await.unwrap();
+    staging
+        .client()
+        .await
+        .batch_execute("DELETE FROM schema_migrations WHERE version > 1")
+        .await
+        .unwrap();
     let out = version_check::handle(&src, json!({})).await.unwrap();
     assert!(!out.in_sync);
     assert_eq!(out.staging_version, "1");
 
     // No migrations recorded: max() is NULL.
-    staging.client().await.batch_execute("DELETE FROM schema_migrations").await.unwrap();
+    staging
+        .client()
+        .await
+        .batch_execute("DELETE FROM schema_migrations")
+        .await
+        .unwrap();
     let e = version_check::handle(&src, json!({})).await.unwrap_err();
     assert_eq!(e.name(), "VersionUnavailable");
-    assert!(e.to_string().contains("staging") && e.to_string().contains("NULL"), "{e}");
+    assert!(
+        e.to_string().contains("staging") && e.to_string().contains("NULL"),
+        "{e}"
+    );
 
     // More than one row is not a version.
-    let src = SqlSource::new(handle(&prod.url), &staging_db, "select version::text from schema_migrations".into());
-    assert_eq!(version_check::handle(&src, json!({})).await.unwrap_err().name(), "VersionInvalid");
+    let src = SqlSource::new(
+        handle(&prod.url),
+        &staging_db,
+        "select version::text from schema_migrations".into(),
+    );
+    assert_eq!(
+        version_check::handle(&src, json!({}))
+            .await
+            .unwrap_err()
+            .name(),
+        "VersionInvalid"
+    );
 }
 
 #[tokio::test]
@@ -58,10 +88,17 @@ async fn missing_tables_and_unreachable_servers_are_named() {
     let src = SqlSource::new(handle(&prod.url), handle(&empty.url), QUERY.into());
     let e = version_check::handle(&src, json!({})).await.unwrap_err();
     assert_eq!(e.name(), "DatabaseError");
-    assert!(e.to_string().contains("42P01") && !e.to_string().contains("select max"), "{e}");
+    assert!(
+        e.to_string().contains("42P01") && !e.to_string().contains("select max"),
+        "{e}"
+    );
 
     // Nothing listens on port 1.
-    let src = SqlSource::new(handle("postgres://u:secretpw@127.0.0.1:1/db"), handle(&prod.url), QUERY.into());
+    let src = SqlSource::new(
+        handle("postgres://u:secretpw@127.0.0.1:1/db"),
+        handle(&prod.url),
+        QUERY.into(),
+    );
     let e = version_check::handle(&src, json!({})).await.unwrap_err();
     assert_eq!(e.name(), "DatabaseUnavailable");
     assert!(!e.to_string().contains("secretpw"), "{e}");
@@ -69,7 +106,10 @@ async fn missing_tables_and_unreachable_servers_are_named() {
 
 #[tokio::test]
 async fn the_binary_reads_both_databases() {
-    let (prod, staging) = (database("vbprod", &[3]).await, database("vbstage", &[3]).await);
+    let (prod, staging) = (
+        database("vbprod", &[3]).await,
+        database("vbstage", &[3]).await,
+    );
     let env = [
         ("VERSION_SOURCE", "sql"),
         ("SOURCE_DATABASE_URL", prod.url.as_str()),
@@ -77,16 +117,26 @@ async fn the_binary_reads_both_databases() {
     ];
     let event = serde_json::from_str(include_str!("../../../events/version-check.json")).unwrap();
     let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, event);
-    assert_eq!(out, Outcome::Response(json!({"inSync": true, "prodVersion": "3", "stagingVersion": "3"})));
+    assert_eq!(
+        out,
+        Outcome::Response(json!({"inSync": true, "prodVersion": "3", "stagingVersion": "3"}))
+    );
 
     // Both a URL and a secret for one side: refused rather than guessed.
     let env = [
         ("VERSION_SOURCE", "sql"),
         ("SOURCE_DATABASE_URL", "postgres://u@h/db"),
-        ("SOURCE_DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"),
+        (
+            "SOURCE_DB_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+        ),
         ("DATABASE_URL", "postgres://u@h/db"),
     ];
-    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
+    let out = invoke_once(
+        Path::new(env!("CARGO_BIN_EXE_version-check")),
+        &env,
+        json!({}),
+    );
     assert_eq!(error_type(&out), "ConfigurationError");
 }
 
@@ -95,7 +145,10 @@ async fn the_binary_reads_connection_secrets_from_secrets_manager() {
     use dbsync_awstest::{unique, Moto};
     use dbsync_testpg::{PASSWORD, PASSWORD_USER};
 
-    let (prod, staging) = (database("vsprod", &[9]).await, database("vsstage", &[8]).await);
+    let (prod, staging) = (
+        database("vsprod", &[9]).await,
+        database("vsstage", &[8]).await,
+    );
     let moto = Moto::shared();
     let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     let port = Cluster::shared().port;
@@ -105,7 +158,13 @@ async fn the_binary_reads_connection_secrets_from_secrets_manager() {
             r#"{{"host":"127.0.0.1","port":{port},"username":"{PASSWORD_USER}","password":"{PASSWORD}","dbname":"{}"}}"#,
             db.name
         );
-        let out = sm.create_secret().name(unique("dbsync/db")).secret_string(value).send().await.unwrap();
+        let out = sm
+            .create_secret()
+            .name(unique("dbsync/db"))
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
         arns.push(out.arn().unwrap().to_owned());
     }
     let base = moto.env();
@@ -116,13 +175,24 @@ async fn the_binary_reads_connection_secrets_from_secrets_manager() {
         ("DB_SECRET_ARN", arns[1].as_str()),
         ("DB_SSLMODE", "disable"),
     ]);
-    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
-    assert_eq!(out, Outcome::Response(json!({"inSync": false, "prodVersion": "9", "stagingVersion": "8"})));
+    let out = invoke_once(
+        Path::new(env!("CARGO_BIN_EXE_version-check")),
+        &env,
+        json!({}),
+    );
+    assert_eq!(
+        out,
+        Outcome::Response(json!({"inSync": false, "prodVersion": "9", "stagingVersion": "8"}))
+    );
 
     // A secret that does not exist: named, fails closed.
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dbsync/gone-AbCdEf";
     env.retain(|(k, _)| *k != "DB_SECRET_ARN");
     env.push(("DB_SECRET_ARN", missing));
-    let out = invoke_once(Path::new(env!("CARGO_BIN_EXE_version-check")), &env, json!({}));
+    let out = invoke_once(
+        Path::new(env!("CARGO_BIN_EXE_version-check")),
+        &env,
+        json!({}),
+    );
     assert_eq!(error_type(&out), "SecretUnavailable");
 }

@@ -57,7 +57,13 @@ impl DmsTask {
         let mut rows = 0i64;
         while let Some(page) = pages.next().await {
             match page {
-                Ok(p) => rows += p.table_statistics().iter().map(|t| t.full_load_rows()).sum::<i64>(),
+                Ok(p) => {
+                    rows += p
+                        .table_statistics()
+                        .iter()
+                        .map(|t| t.full_load_rows())
+                        .sum::<i64>()
+                }
                 Err(e) => {
                     tracing::warn!(error = %classify("DescribeTableStatistics", &e), "row counts unavailable");
                     return None;
@@ -72,8 +78,10 @@ impl DmsTask {
 /// "Start Type : START_REPLICATION, valid only for tasks running for the first time"
 /// (InvalidParameterCombinationException; InvalidResourceStateFault is matched too).
 pub fn is_wrong_start_kind(code: Option<&str>, message: Option<&str>) -> bool {
-    matches!(code, Some("InvalidParameterCombinationException" | "InvalidResourceStateFault"))
-        && message.is_some_and(|m| m.to_ascii_lowercase().contains("first time"))
+    matches!(
+        code,
+        Some("InvalidParameterCombinationException" | "InvalidResourceStateFault")
+    ) && message.is_some_and(|m| m.to_ascii_lowercase().contains("first time"))
 }
 
 fn system_time(t: &DateTime) -> Option<SystemTime> {
@@ -121,8 +129,12 @@ impl ReplicationTask for DmsTask {
         Ok(TaskState {
             status,
             stop_reason: t.stop_reason().map(str::to_owned),
-            last_failure_message: t.last_failure_message().filter(|m| !m.is_empty()).map(str::to_owned),
-            ever_started: t.replication_task_start_date().is_some() || stats.and_then(|s| s.start_date()).is_some(),
+            last_failure_message: t
+                .last_failure_message()
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+            ever_started: t.replication_task_start_date().is_some()
+                || stats.and_then(|s| s.start_date()).is_some(),
             started_at,
             full_load_progress_percent: stats.map(|s| s.full_load_progress_percent()),
             tables_loaded: stats.map_or(0, |s| s.tables_loaded().into()),
@@ -147,24 +159,36 @@ impl ReplicationTask for DmsTask {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_wrong_start_kind(error_code(&e), error_message(&e)) => Err(StartRefusal::WrongStartKind),
+            Err(e) if is_wrong_start_kind(error_code(&e), error_message(&e)) => {
+                Err(StartRefusal::WrongStartKind)
+            }
             Err(e) => Err(StartRefusal::Failed(match error_code(&e) {
-                Some("ResourceNotFoundFault") => StepError::ReplicationTaskNotFound(task.to_owned()),
-                Some("InvalidResourceStateFault") => {
-                    StepError::ReplicationTaskNotReady(error_message(&e).unwrap_or("invalid state").to_owned())
+                Some("ResourceNotFoundFault") => {
+                    StepError::ReplicationTaskNotFound(task.to_owned())
                 }
+                Some("InvalidResourceStateFault") => StepError::ReplicationTaskNotReady(
+                    error_message(&e).unwrap_or("invalid state").to_owned(),
+                ),
                 _ => classify("StartReplicationTask", &e),
             })),
         }
     }
 
     async fn stop(&self, task: &str) -> Result<(), StepError> {
-        match self.client.stop_replication_task().replication_task_arn(task).send().await {
+        match self
+            .client
+            .stop_replication_task()
+            .replication_task_arn(task)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match error_code(&e) {
                 // Already stopping or stopped: the goal is met.
                 Some("InvalidResourceStateFault") => Ok(()),
-                Some("ResourceNotFoundFault") => Err(StepError::ReplicationTaskNotFound(task.to_owned())),
+                Some("ResourceNotFoundFault") => {
+                    Err(StepError::ReplicationTaskNotFound(task.to_owned()))
+                }
                 _ => Err(classify("StopReplicationTask", &e)),
             },
         }
@@ -178,9 +202,18 @@ mod tests {
     #[test]
     fn recognises_the_wrong_start_kind_answer_only() {
         let m = "Start Type : START_REPLICATION, valid only for tasks running for the first time";
-        assert!(is_wrong_start_kind(Some("InvalidParameterCombinationException"), Some(m)));
-        assert!(is_wrong_start_kind(Some("InvalidResourceStateFault"), Some(m)));
-        assert!(!is_wrong_start_kind(Some("InvalidParameterCombinationException"), Some("other")));
+        assert!(is_wrong_start_kind(
+            Some("InvalidParameterCombinationException"),
+            Some(m)
+        ));
+        assert!(is_wrong_start_kind(
+            Some("InvalidResourceStateFault"),
+            Some(m)
+        ));
+        assert!(!is_wrong_start_kind(
+            Some("InvalidParameterCombinationException"),
+            Some("other")
+        ));
         assert!(!is_wrong_start_kind(Some("AccessDeniedFault"), Some(m)));
         assert!(!is_wrong_start_kind(None, None));
     }

@@ -44,7 +44,9 @@ pub fn config_loader() -> ConfigLoader {
     // ring, not the default aws-lc: one crypto provider across the workspace
     // (tokio-postgres-rustls uses ring) and a C-free cross-build for arm64.
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)

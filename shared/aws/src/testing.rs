@@ -72,4 +72,5 @@ pub fn error(code: &str, message: &str) -> ErrorMetadata {
 }
 
 /// DMS's answer to `start-replication` on a task that ran before.
-pub const NOT_FIRST_RUN: &str = "Start Type : START_REPLICATION, valid only for tasks running for the first time";
+pub const NOT_FIRST_RUN: &str =
+    "Start Type : START_REPLICATION, valid only for tasks running for the first time";

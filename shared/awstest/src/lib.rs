@@ -105,7 +105,10 @@ impl Moto {
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                return Err(format!("{} did not listen on port {port} within 30 s", bin.display()));
+                return Err(format!(
+                    "{} did not listen on port {port} within 30 s",
+                    bin.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
