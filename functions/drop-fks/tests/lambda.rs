@@ -8,6 +8,12 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_drop-fks");
 
+/// The sample event users find in `events/`.
+fn sample() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../../events/drop-fks.json"))
+        .expect("events/drop-fks.json is JSON")
+}
+
 #[tokio::test]
 async fn answers_an_event_and_names_its_errors() {
     let db = Cluster::shared().create_db("drop").await;
@@ -28,7 +34,7 @@ async fn answers_an_event_and_names_its_errors() {
         .await
         .unwrap();
     dbsync_db::target::init_target(&mut c).await.unwrap();
-    let out = invoke_once(Path::new(BIN), &env, json!({"source": "console"}));
+    let out = invoke_once(Path::new(BIN), &env, sample());
     assert_eq!(
         out,
         Outcome::Response(json!({"tables": 2, "dropped": 1, "saved": 1}))

@@ -8,6 +8,12 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fix-sequences");
 
+/// The sample event users find in `events/`.
+fn sample() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../../events/fix-sequences.json"))
+        .expect("events/fix-sequences.json is JSON")
+}
+
 #[tokio::test]
 async fn fixes_sequences_and_runs_twice_without_change() {
     let db = Cluster::shared().create_db("seq").await;
@@ -25,7 +31,7 @@ async fn fixes_sequences_and_runs_twice_without_change() {
         "TargetNotOptedIn"
     );
     dbsync_db::target::init_target(&mut c).await.unwrap();
-    let out = invoke_once(Path::new(BIN), &env, json!({}));
+    let out = invoke_once(Path::new(BIN), &env, sample());
     assert_eq!(
         out,
         Outcome::Response(json!({"sequences": 1, "changed": 1}))

@@ -8,6 +8,12 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-fks");
 
+/// The sample event users find in `events/`.
+fn sample() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../../events/restore-fks.json"))
+        .expect("events/restore-fks.json is JSON")
+}
+
 #[tokio::test]
 async fn restores_and_applies_the_orphan_policy_from_the_environment() {
     let db = Cluster::shared().create_db("restore").await;
@@ -40,7 +46,7 @@ async fn restores_and_applies_the_orphan_policy_from_the_environment() {
         ("DATABASE_URL", db.url.as_str()),
         ("ORPHAN_POLICY", "delete"),
     ];
-    match invoke_once(Path::new(BIN), &env, json!({})) {
+    match invoke_once(Path::new(BIN), &env, sample()) {
         Outcome::Response(v) => {
             assert_eq!(v["remaining"], 0);
             assert_eq!(v["deletedOrphanRows"], 1);

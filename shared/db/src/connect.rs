@@ -313,6 +313,12 @@ impl Db {
         }))
     }
 
+    /// Forgets the session (after a connection failure), so the next call
+    /// reconnects even if the driver has not noticed the broken socket yet.
+    pub async fn reset(&self) {
+        self.state.lock().await.client = None;
+    }
+
     async fn open(loader: &ConfigLoader, st: &mut State) -> Result<Client, StepError> {
         if st.config.is_none() {
             st.config = Some(loader(false).await?);

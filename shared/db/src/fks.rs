@@ -12,7 +12,7 @@ use dbsync_workflow::{
 };
 use tokio_postgres::{types::Type, Client, Row};
 
-use crate::{classify, selected_tables, sql, Budget, Selection, StepLimits};
+use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, StepLimits};
 
 /// What restore does when rows violate a foreign key (DMS's full load is not a
 /// consistent snapshot, so a child row can arrive without its parent).
@@ -77,14 +77,7 @@ pub async fn drop_fks(
 ) -> Result<DropFksOutput, StepError> {
     let ctx = "dropping foreign keys";
     let err = |e| classify(e, ctx);
-    let tx = client.transaction().await.map_err(err)?;
-    tx.batch_execute(&sql::prelude(
-        budget.statement_timeout(limits.statement_timeout),
-        limits.lock_timeout,
-        true,
-    ))
-    .await
-    .map_err(err)?;
+    let tx = step_transaction(client, limits, budget, true, ctx).await?;
     let tables = selected_tables(&tx, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let plan = tx
@@ -262,14 +255,7 @@ async fn add_phase(
 ) -> Result<Vec<Work>, StepError> {
     let ctx = "re-adding foreign keys";
     let err = |e| classify(e, ctx);
-    let tx = client.transaction().await.map_err(err)?;
-    tx.batch_execute(&sql::prelude(
-        budget.statement_timeout(opts.limits.statement_timeout),
-        opts.limits.lock_timeout,
-        true,
-    ))
-    .await
-    .map_err(err)?;
+    let tx = step_transaction(client, opts.limits, budget, true, ctx).await?;
     let saved: Vec<Saved> = tx
         .query_typed(sql::RESTORE_STATUS, &[])
         .await
@@ -474,14 +460,7 @@ async fn handle_orphans(
             }
         }
         OrphanPolicy::Delete => {
-            let tx = client.transaction().await.map_err(err)?;
-            tx.batch_execute(&sql::prelude(
-                budget.statement_timeout(opts.limits.statement_timeout),
-                opts.limits.lock_timeout,
-                false,
-            ))
-            .await
-            .map_err(err)?;
+            let tx = step_transaction(client, opts.limits, budget, false, ctx).await?;
             let delete = if s.child_table == s.parent_table {
                 sql::delete_orphan_trees(
                     &s.child_table,

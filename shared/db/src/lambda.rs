@@ -28,7 +28,11 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let env = env.as_ref().map_err(Clone::clone)?;
         let budget = env.budget(event.context.deadline);
-        step(env, event.payload, budget).await
+        let result = step(env, event.payload, budget).await;
+        if matches!(result, Err(StepError::DatabaseUnavailable(_))) {
+            env.db.reset().await;
+        }
+        result
     }))
     .await
 }

@@ -104,6 +104,26 @@ pub async fn selected_tables(
         .collect())
 }
 
+/// Opens a step's transaction: empty search path, time limits within the
+/// budget, the dbsync lock and (with `guard`) the target opt-in check.
+pub(crate) async fn step_transaction<'a>(
+    client: &'a mut tokio_postgres::Client,
+    limits: StepLimits,
+    budget: Budget,
+    guard: bool,
+    ctx: &str,
+) -> Result<tokio_postgres::Transaction<'a>, dbsync_workflow::StepError> {
+    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
+    tx.batch_execute(&sql::prelude(
+        budget.statement_timeout(limits.statement_timeout),
+        limits.lock_timeout,
+        guard,
+    ))
+    .await
+    .map_err(|e| classify(e, ctx))?;
+    Ok(tx)
+}
+
 /// Step-level settings shared by the database steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLimits {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use dbsync_workflow::{io::FixSequencesOutput, StepError};
 use tokio_postgres::{types::Type, Client};
 
-use crate::{classify, selected_tables, sql, Budget, Selection, StepLimits};
+use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, StepLimits};
 
 /// A sequence and the columns whose data it must stay ahead of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,14 +96,7 @@ pub async fn fix_sequences(
 ) -> Result<FixSequencesOutput, StepError> {
     let ctx = "fixing sequences";
     let err = |e| classify(e, ctx);
-    let tx = client.transaction().await.map_err(err)?;
-    tx.batch_execute(&sql::prelude(
-        budget.statement_timeout(limits.statement_timeout),
-        limits.lock_timeout,
-        true,
-    ))
-    .await
-    .map_err(err)?;
+    let tx = step_transaction(client, limits, budget, true, ctx).await?;
     let oids: Vec<u32> = selected_tables(&tx, selection)
         .await?
         .iter()
