@@ -54,17 +54,20 @@ pub struct RunConfig {
     pub fail_table: Option<String>,
 }
 
+/// Where SNS publishes go in local mode: (subject, message).
+pub type Notifier = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 /// The in-process "Lambdas" of a local run.
 pub struct LocalSteps {
     env: StepEnv,
     source: DbConfig,
     versions: Versions,
     replicator: LocalReplicator,
-    notify: Box<dyn Fn(&str, &str) + Send + Sync>,
+    notify: Notifier,
 }
 
 impl LocalSteps {
-    pub fn new(cfg: &RunConfig, notify: Box<dyn Fn(&str, &str) + Send + Sync>) -> Self {
+    pub fn new(cfg: &RunConfig, notify: Notifier) -> Self {
         let timeouts = Timeouts::default();
         Self {
             env: StepEnv {

@@ -49,9 +49,8 @@ impl Progress {
     }
 
     fn status(&self, text: String) {
-        match &self.bar {
-            Some(b) => b.set_message(text),
-            None => {}
+        if let Some(b) = &self.bar {
+            b.set_message(text);
         }
     }
 
