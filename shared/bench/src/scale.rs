@@ -238,12 +238,13 @@ pub async fn validation(notes: &mut Vec<String>) -> Vec<Row> {
         "CREATE TABLE parent (id int PRIMARY KEY, v text);
          INSERT INTO parent SELECT g, 'p' FROM generate_series(1, 1000000) g;
          CREATE TABLE child (id bigint PRIMARY KEY, parent_id int NOT NULL, v int);
-         INSERT INTO child SELECT g, 1 + (g * 7919) % 1000000, g FROM generate_series(1, 10000000) g;
-         VACUUM ANALYZE parent, child;
+         INSERT INTO child SELECT g, 1 + (g::int8 * 7919) % 1000000, g FROM generate_series(1, 10000000) g;
          ALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent;",
     )
     .await
     .unwrap();
+    cl.batch_execute("VACUUM ANALYZE parent").await.unwrap();
+    cl.batch_execute("VACUUM ANALYZE child").await.unwrap();
     dbsync_db::target::init_target(&mut cl).await.unwrap();
     let opts = fks::RestoreOptions {
         policy: fks::OrphanPolicy::Fail,

@@ -90,9 +90,8 @@ async fn execution(load: Duration, fixed_poll: Option<u64>) -> (u64, Duration) {
         .unwrap(),
     )
     .expect("valid definition");
-    let clock = Arc::new(InstantClock::starting_at(
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    ));
+    // Virtual time starts at the real time: start-dms stamps the run with the wall clock.
+    let clock = Arc::new(InstantClock::starting_at(SystemTime::now()));
     let sim = Arc::new(SimulatedLoad {
         duration: load,
         clock: clock.clone(),
