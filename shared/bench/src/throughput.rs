@@ -153,7 +153,8 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         },
         Row {
             section: "1",
-            what: "sync throughput: vs psql COPY TO STDOUT piped into COPY FROM STDIN, per table".into(),
+            what: "sync throughput: vs psql COPY TO STDOUT piped into COPY FROM STDIN, per table"
+                .into(),
             dbsync: format!("{:.1} MB/s", rate(dbsync)),
             reference: format!("{:.1} MB/s ({:.1} s)", rate(pipe), pipe.as_secs_f64()),
             ratio: format!("{r_pipe:.2}×"),
