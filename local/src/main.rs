@@ -283,7 +283,7 @@ async fn plan(
     selection: &Selection,
 ) -> Result<(), StepError> {
     let mut client = target.connect().await?;
-    let opted_in = dbsync_db::target::is_target(&client).await?;
+    let opted_in = dbsync_db::target::is_target(&mut client).await?;
     let fks = dbsync_db::fks::plan(&mut client, selection).await?;
     let tables = dbsync_db::selected_tables(&client, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();

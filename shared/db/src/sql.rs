@@ -82,11 +82,6 @@ INSERT INTO dbsync.target (database) VALUES (pg_catalog.current_database())
 ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_catalog.now();
 ";
 
-/// Whether this database is opted in (for `plan`, which changes nothing).
-pub const IS_TARGET: &str = "
-SELECT pg_catalog.to_regclass('dbsync.target') IS NOT NULL
-   AND pg_catalog.to_regclass('dbsync.saved_fk') IS NOT NULL";
-
 /// Candidate tables (selection rules are applied by the caller).
 pub const LIST_TABLES: &str = "
 SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relispartition

@@ -28,11 +28,12 @@ pub async fn check_target(client: &mut Client) -> Result<(), StepError> {
     tx.rollback().await.map_err(|e| classify(e, ctx))
 }
 
-/// Whether dbsync's bookkeeping exists here (read-only; for `plan`).
-pub async fn is_target(client: &Client) -> Result<bool, StepError> {
-    let row = client
-        .query_typed_one(sql::IS_TARGET, &[])
-        .await
-        .map_err(|e| classify(e, "reading the sync-target marker"))?;
-    Ok(row.get(0))
+/// Whether the database is opted in, by the same check the destructive steps
+/// make (read-only; for `plan`).
+pub async fn is_target(client: &mut Client) -> Result<bool, StepError> {
+    match check_target(client).await {
+        Ok(()) => Ok(true),
+        Err(StepError::TargetNotOptedIn { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
