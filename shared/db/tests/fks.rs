@@ -433,12 +433,17 @@ async fn refused_without_opt_in_and_nothing_changes() {
         .batch_execute("UPDATE dbsync.target SET database = 'prod'")
         .await
         .unwrap();
+    assert!(
+        !dbsync_db::target::is_target(&mut client).await.unwrap(),
+        "plan must agree with the guard"
+    );
     let err = fks::drop_fks(&mut client, &Selection::all(), LIMITS, budget())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "TargetNotOptedIn");
     dbsync_db::target::init_target(&mut client).await.unwrap();
     dbsync_db::target::check_target(&mut client).await.unwrap();
+    assert!(dbsync_db::target::is_target(&mut client).await.unwrap());
 }
 
 #[tokio::test]
