@@ -81,7 +81,7 @@ deploy: build ## sam deploy (CONFIG_ENV=staging|production picks a samconfig env
 lint: tools ## cfn-lint, sam validate, asl-validator, statelint, checkov
 	PATH="$(VENV)/bin:$$PATH" cfn-lint template.yaml
 	PATH="$(VENV)/bin:$$PATH" sam validate --lint --region $(REGION) --template template.yaml
-	@tmp=$$(mktemp -d); .ci/substitute-asl statemachine/db-sync.asl.json > $$tmp/db-sync.asl.json; \
+	@tmp=$$(mktemp -d); cargo run -q -p dbsync -- asl substitute --definition statemachine/db-sync.asl.json > $$tmp/db-sync.asl.json; \
 	  $(NODE_TOOLS)/asl-validator --json-path $$tmp/db-sync.asl.json && \
 	  $(NODE_TOOLS)/statelint $$tmp/db-sync.asl.json && echo "statelint: ok"; rc=$$?; rm -rf $$tmp; exit $$rc
 	$(VENV)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml

@@ -1,18 +1,20 @@
 //! `dbsync`: dbsync on one machine.
 
+mod config;
 mod demo;
 mod diagram;
-mod engine;
-mod local_steps;
 mod progress;
+mod run;
+mod steps;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
+use config::{RunConfig, Versions};
 use dbsync_asl::{ExecutionResult, NoTasks, RunOptions, StateMachine, Status, TokioClock};
 use dbsync_db::{fks::OrphanPolicy, DbConfig, Selection};
 use dbsync_workflow::StepError;
-use engine::{RunConfig, RunLock, Versions};
+use run::run_with_lock;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -105,6 +107,15 @@ enum AslCommand {
     Diagram {
         #[arg(long, value_name = "FILE")]
         definition: PathBuf,
+    },
+    /// Print a definition with the template's `${…}` substitutions filled with
+    /// well-formed ARNs (for validators that do not know SAM).
+    Substitute {
+        #[arg(long, value_name = "FILE")]
+        definition: PathBuf,
+        /// `region:account` of the ARNs.
+        #[arg(long, default_value = "us-east-1:123456789012")]
+        region_account: String,
     },
 }
 
@@ -235,23 +246,24 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             print!("{}", diagram::mermaid(&doc));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { scale, keep } => local_steps::demo(scale, keep).await,
+        Command::Asl {
+            command:
+                AslCommand::Substitute {
+                    definition,
+                    region_account,
+                },
+        } => {
+            let text = std::fs::read_to_string(&definition).map_err(|e| {
+                StepError::Configuration(format!("cannot read {}: {e}", definition.display()))
+            })?;
+            print!(
+                "{}",
+                dbsync_workflow::naming::substitute(&text, &region_account)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { scale, keep } => demo::run(scale, keep).await,
     }
-}
-
-/// Runs one sync holding the target's run lock (a second run at once is refused).
-pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<ExecutionResult, StepError> {
-    let lock = RunLock::acquire(&cfg.target).await?;
-    let progress = Arc::new(progress::Progress::new(quiet));
-    let p = progress.clone();
-    let notify = Box::new(move |subject: &str, message: &str| {
-        p.line(&format!("SNS notification: {subject}: {message}"))
-    });
-    let steps = Arc::new(engine::LocalSteps::new(cfg, notify));
-    let result = engine::run_sync(cfg, steps, progress.clone()).await;
-    progress.finish();
-    lock.release().await;
-    result
 }
 
 fn exit_code(result: &ExecutionResult) -> ExitCode {

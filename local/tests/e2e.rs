@@ -2,7 +2,6 @@
 //! steps and the local replicator, on real PostgreSQL databases.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -127,34 +126,18 @@ impl Env {
 }
 
 /// Every FK of a database: definition (empty search path) and flags.
-async fn fks(db: &TestDb) -> BTreeMap<(String, String), String> {
-    let c = db.client().await;
-    c.batch_execute("SET search_path = ''").await.unwrap();
-    c.query(
-        "SELECT conrelid::regclass::text, conname::text,
-                pg_get_constraintdef(oid) || format(' [%s %s %s]', condeferrable, condeferred, convalidated)
-         FROM pg_constraint WHERE contype = 'f'",
-        &[],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-    .collect()
+async fn fks(db: &TestDb) -> dbsync_db::verify::ForeignKeys {
+    dbsync_db::verify::foreign_keys(&db.client().await)
+        .await
+        .unwrap()
 }
 
 /// Row count and checksum of every synced table.
-async fn contents(db: &TestDb) -> Vec<(String, i64, String)> {
-    let c = db.client().await;
-    let mut out = Vec::new();
-    for t in ["crm.accounts", "crm.contacts", "crm.activity"] {
-        let r = c
-            .query_one(&format!("SELECT count(*), coalesce(sum(hashtextextended(x::text, 0)), 0)::text FROM {t} x"), &[])
-            .await
-            .unwrap();
-        out.push((t.to_owned(), r.get(0), r.get(1)));
-    }
-    out
+async fn contents(db: &TestDb) -> dbsync_db::verify::Checksums {
+    let selection = dbsync_db::Selection::from_json(MAPPINGS).unwrap();
+    dbsync_db::verify::table_checksums(&db.client().await, &selection)
+        .await
+        .unwrap()
 }
 
 /// New rows get keys past the copied data.

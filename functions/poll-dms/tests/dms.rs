@@ -17,8 +17,8 @@ use dbsync_aws::{
     dms::DmsTask,
     testing::{error, Task, TASK},
 };
+use dbsync_workflow::steps::{poll_dms, replication::PollConfig};
 use dbsync_workflow::StepError;
-use poll_dms::PollConfig;
 use serde_json::{json, Value};
 
 fn client(rules: &[&Rule]) -> DmsTask {

@@ -26,9 +26,9 @@ async fn restores_and_applies_the_orphan_policy_from_the_environment() {
         .await
         .unwrap();
     dbsync_db::target::init_target(&mut c).await.unwrap();
-    let limits = dbsync_db::StepLimits {
-        statement_timeout: std::time::Duration::from_secs(30),
-        lock_timeout: std::time::Duration::from_secs(5),
+    let limits = dbsync_db::Timeouts {
+        statement: std::time::Duration::from_secs(30),
+        lock: std::time::Duration::from_secs(5),
     };
     let budget = dbsync_db::Budget::from_now(std::time::Duration::from_secs(60));
     dbsync_db::fks::drop_fks(&mut c, &dbsync_db::Selection::all(), limits, budget)

@@ -16,7 +16,7 @@ use dbsync_aws::{
     dms::DmsTask,
     testing::{error, Task, NOT_FIRST_RUN, TASK},
 };
-use poll_dms::PollConfig;
+use dbsync_workflow::steps::{replication::PollConfig, start_dms};
 
 fn client(rules: &[&Rule]) -> DmsTask {
     DmsTask::new(mock_client!(

@@ -1,19 +1,25 @@
-//! Lambda entry point of the `trigger` step: wiring only (see `lib.rs`).
+//! Lambda entry point of the `trigger` step: wiring only. The handler is
+//! [`dbsync_workflow::steps::trigger`]; the configuration, [`TriggerConfig`].
 
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
-use trigger::sfn::StateMachine;
+use std::time::SystemTime;
+
+use dbsync_aws::{sdk_config, sfn::StateMachine};
+use dbsync_workflow::{
+    lambda::serve,
+    steps::trigger::{self, TriggerConfig},
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    // Configuration is read once; a bad one answers every invocation by name.
-    let sdk = dbsync_aws::sdk_config().await;
-    let machine = StateMachine::from_env(&sdk);
-    let machine = &machine;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let machine = machine.as_ref().map_err(Clone::clone)?;
-        trigger::handle(machine, event.payload, std::time::SystemTime::now()).await
-    }))
+    serve(
+        async {
+            let config = TriggerConfig::from_env()?;
+            Ok(StateMachine::from_conf(
+                &sdk_config().await,
+                config.state_machine_arn,
+            ))
+        },
+        |machine, event, _deadline| trigger::handle(machine, event, SystemTime::now()),
+    )
     .await
 }

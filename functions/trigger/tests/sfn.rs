@@ -4,10 +4,11 @@
 use std::{path::Path, time::SystemTime};
 
 use aws_sdk_sfn::Client;
+use dbsync_aws::sfn::StateMachine;
 use dbsync_awstest::{unique, Moto, ACCOUNT};
 use dbsync_lambda_test::{error_type, invoke_once, Outcome};
+use dbsync_workflow::steps::trigger::{self, Outcome as Did};
 use serde_json::{json, Value};
-use trigger::{sfn::StateMachine, Outcome as Did};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trigger");
 

@@ -1,9 +1,10 @@
 //! version-check against real S3 calls (moto).
 
 use aws_sdk_s3::{primitives::ByteStream, Client};
+use dbsync_aws::s3::S3Source;
 use dbsync_awstest::{unique, Moto};
+use dbsync_workflow::steps::version_check;
 use serde_json::json;
-use version_check::s3::S3Source;
 
 async fn s3() -> Client {
     let conf = aws_sdk_s3::config::Builder::from(&Moto::shared().sdk_config().await)

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
+use dbsync_db::version::SqlVersionSource as SqlSource;
 use dbsync_db::{Db, DbConfig};
 use dbsync_lambda_test::{error_type, invoke_once, Outcome};
 use dbsync_testpg::Cluster;
+use dbsync_workflow::steps::version_check;
 use serde_json::json;
-use version_check::SqlSource;
 
 const QUERY: &str = "select max(version)::text from schema_migrations";
 

@@ -1,4 +1,5 @@
-//! The DMS adapter behind the [`ReplicationTask`] port (start-dms, poll-dms).
+//! The DMS adapter behind the task ports (`DescribeTask`, `StartTask`,
+//! `StopTask`) that start-dms and poll-dms use.
 //!
 //! IAM: `dms:DescribeReplicationTasks` (no resource-level permissions),
 //! `dms:StartReplicationTask`, `dms:StopReplicationTask`,
@@ -12,7 +13,7 @@ use aws_sdk_databasemigration::{
 };
 use aws_smithy_types::DateTime;
 use dbsync_workflow::{
-    ports::{ReplicationTask, StartKind, StartRefusal, TaskState},
+    ports::{DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskState, TaskStatus},
     StepError,
 };
 
@@ -88,7 +89,7 @@ fn system_time(t: &DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
 }
 
-impl ReplicationTask for DmsTask {
+impl DescribeTask for DmsTask {
     async fn describe(&self, task: &str) -> Result<TaskState, StepError> {
         let filter = Filter::builder()
             .name("replication-task-arn")
@@ -116,16 +117,17 @@ impl ReplicationTask for DmsTask {
             .find(|t| t.replication_task_arn() == Some(task))
             .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))?;
         let stats = t.replication_task_stats();
-        let status = t.status().unwrap_or("unknown").to_owned();
+        let status = TaskStatus::from(t.status().unwrap_or("unknown"));
         let started_at = stats
             .and_then(|s| s.start_date())
             .or(t.replication_task_start_date())
             .and_then(system_time);
-        let rows_loaded = if self.row_counts && matches!(status.as_str(), "stopped" | "failed") {
-            self.rows_loaded(task).await
-        } else {
-            None
-        };
+        let rows_loaded =
+            if self.row_counts && matches!(status, TaskStatus::Stopped | TaskStatus::Failed) {
+                self.rows_loaded(task).await
+            } else {
+                None
+            };
         Ok(TaskState {
             status,
             stop_reason: t.stop_reason().map(str::to_owned),
@@ -144,7 +146,9 @@ impl ReplicationTask for DmsTask {
             rows_loaded,
         })
     }
+}
 
+impl StartTask for DmsTask {
     async fn start(&self, task: &str, kind: StartKind) -> Result<(), StartRefusal> {
         let kind_value = match kind {
             StartKind::StartReplication => StartReplicationTaskTypeValue::StartReplication,
@@ -173,7 +177,9 @@ impl ReplicationTask for DmsTask {
             })),
         }
     }
+}
 
+impl StopTask for DmsTask {
     async fn stop(&self, task: &str) -> Result<(), StepError> {
         match self
             .client

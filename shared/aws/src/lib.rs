@@ -1,4 +1,4 @@
-//! AWS SDK plumbing shared by the dbsync Lambdas that call AWS.
+//! The AWS adapters of dbsync, and the SDK plumbing they share.
 //!
 //! - [`sdk_config`]: the one way to load the SDK configuration (standard
 //!   retries, hyper + rustls on ring, `AWS_ENDPOINT_URL` honoured so tests
@@ -7,9 +7,14 @@
 //!   `AwsTransientError` for what can pass (throttling, 5xx, network,
 //!   timeouts — after the SDK has already retried them), `AwsServiceError`
 //!   for the rest. Steps check the specific codes they care about first.
-//! - [`dms`] (feature `dms`): the DMS adapter behind the `ReplicationTask` port.
+//! - `dms` (feature `dms`): DMS behind the task ports (start-dms, poll-dms).
+//! - `s3` (feature `s3`): schema versions as S3 objects (version-check).
+//! - `sfn` (feature `sfn`): the state machine behind the `Executions` port (trigger).
+//! - `secrets` (feature `secrets`): Secrets Manager behind the `SecretReader`
+//!   port (every database connection given as a secret).
 //!
-//! The local CLI never links this crate: handlers are generic over the ports.
+//! Depends only on the core crate. The local CLI never links this crate:
+//! handlers are generic over the ports.
 
 pub use aws_config::SdkConfig;
 use aws_config::{retry::RetryConfig, BehaviorVersion, ConfigLoader};
@@ -20,6 +25,12 @@ use dbsync_workflow::StepError;
 
 #[cfg(feature = "dms")]
 pub mod dms;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "secrets")]
+pub mod secrets;
+#[cfg(feature = "sfn")]
+pub mod sfn;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

@@ -7,35 +7,10 @@ use dbsync_workflow::StepError;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tokio_postgres::{config::SslMode, Client, NoTls};
 
-use crate::{error::classify, tls};
-
-/// How the connection is protected, with libpq's names and meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plain TCP.
-    Disable,
-    /// Encrypted, server certificate not checked.
-    Require,
-    /// Encrypted, certificate chain checked against the CA bundle, host name not.
-    VerifyCa,
-    /// Encrypted, chain and host name checked.
-    VerifyFull,
-}
-
-impl FromStr for TlsMode {
-    type Err = StepError;
-    fn from_str(s: &str) -> Result<Self, StepError> {
-        match s {
-            "disable" => Ok(Self::Disable),
-            "require" => Ok(Self::Require),
-            "verify-ca" => Ok(Self::VerifyCa),
-            "verify-full" => Ok(Self::VerifyFull),
-            other => Err(StepError::Configuration(format!(
-                "sslmode {other:?} is not supported; use disable, require, verify-ca or verify-full"
-            ))),
-        }
-    }
-}
+use crate::{
+    error::classify,
+    tls::{self, TlsMode},
+};
 
 /// Session limits applied to every connection (startup options, so they hold
 /// for every statement, even one a step forgets to bound).
@@ -130,9 +105,9 @@ impl DbConfig {
     }
 
     /// From a Secrets Manager secret string (`host`, `port`, `username`,
-    /// `password`, `dbname`), as RDS-managed secrets store it. Errors never
-    /// quote the secret.
-    pub fn from_secret_json(secret: &str) -> Result<Self, StepError> {
+    /// `password`, `dbname`), as RDS-managed secrets store it. Errors
+    /// (`SecretInvalid`) name the secret by `name` and never quote it.
+    pub fn from_secret_json(name: &str, secret: &str) -> Result<Self, StepError> {
         let s: Secret = serde_json::from_str(secret).map_err(|e| {
             // serde's message can quote a value; only "missing field" is safe to repeat.
             let msg = e.to_string();
@@ -148,8 +123,8 @@ impl DbConfig {
                     e.column()
                 ),
             };
-            StepError::Configuration(format!(
-                "the database secret needs host, username, password (and port, dbname): {what}"
+            StepError::SecretInvalid(format!(
+                "{name}: needs host, username, password (and port, dbname): {what}"
             ))
         })?;
         let port = match &s.port {
@@ -159,12 +134,12 @@ impl DbConfig {
             Some(_) => None,
         }
         .ok_or_else(|| {
-            StepError::Configuration("the database secret's port is not a valid port number".into())
+            StepError::SecretInvalid(format!("{name}: the port is not a valid port number"))
         })?;
         if s.host.is_empty() || s.username.is_empty() {
-            return Err(StepError::Configuration(
-                "the database secret has an empty host or username".into(),
-            ));
+            return Err(StepError::SecretInvalid(format!(
+                "{name}: the host or username is empty"
+            )));
         }
         let mut pg = tokio_postgres::Config::new();
         pg.host(&s.host)
@@ -368,12 +343,14 @@ mod tests {
     #[test]
     fn rds_secret_shapes() {
         let c = DbConfig::from_secret_json(
+            "s",
             r#"{"username":"app","password":"p@ss","engine":"postgres","host":"h.rds","port":5432,"dbname":"stage","dbInstanceIdentifier":"x"}"#,
         )
         .unwrap();
         assert_eq!(c.describe(), "app@h.rds:5432/stage");
         assert_eq!(c.tls, TlsMode::Require);
         let c = DbConfig::from_secret_json(
+            "s",
             r#"{"username":"a","password":"b","host":"h","port":"6000"}"#,
         )
         .unwrap();
@@ -388,8 +365,9 @@ mod tests {
             r#"{"username":"a","password":"TOPSECRET","#,
             r#"{"username":"a","password":"TOPSECRET","host":"h","port":99999}"#,
         ] {
-            let e = DbConfig::from_secret_json(s).unwrap_err();
-            assert_eq!(e.name(), "ConfigurationError", "{s}");
+            let e = DbConfig::from_secret_json("arn:s", s).unwrap_err();
+            assert_eq!(e.name(), "SecretInvalid", "{s}");
+            assert!(e.to_string().contains("arn:s"), "{e}");
             assert!(!e.to_string().contains("TOPSECRET"), "{e}");
         }
     }

@@ -1,6 +1,7 @@
 //! Maps PostgreSQL failures to the stable step errors.
 
 use dbsync_workflow::StepError;
+use tokio_postgres::error::SqlState;
 
 /// SQLSTATE the target guard raises (class "DS" is unused by PostgreSQL).
 pub(crate) const NOT_OPTED_IN: &str = "DS001";
@@ -10,33 +11,43 @@ pub(crate) const NOT_OPTED_IN: &str = "DS001";
 /// server's DETAIL) are included.
 pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
     if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
+        let state = db.code();
+        let code = state.code();
         let message = db.message().to_owned();
-        return match code {
-            NOT_OPTED_IN => StepError::TargetNotOptedIn {
-                database: db
-                    .message()
-                    .rsplit(' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            },
-            "28P01" | "28000" => StepError::AuthenticationFailed(message),
-            "55P03" => StepError::LockTimeout(context.to_owned()),
-            "57014" => StepError::StatementTimeout(context.to_owned()),
-            "3D000" => StepError::Configuration(format!("{message}; check the database name")),
-            "53300" | "57P01" | "57P02" | "57P03" => StepError::DatabaseUnavailable(message),
-            c if c.starts_with("08") => StepError::DatabaseUnavailable(message),
-            "53200" => StepError::Database {
+        let unavailable = [
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ];
+        return if code == NOT_OPTED_IN {
+            // The guard raises the database's name as the whole message.
+            StepError::TargetNotOptedIn { database: message }
+        } else if *state == SqlState::INVALID_PASSWORD
+            || *state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            StepError::AuthenticationFailed(message)
+        } else if *state == SqlState::LOCK_NOT_AVAILABLE {
+            StepError::LockTimeout(context.to_owned())
+        } else if *state == SqlState::QUERY_CANCELED {
+            StepError::StatementTimeout(context.to_owned())
+        } else if *state == SqlState::UNDEFINED_DATABASE {
+            StepError::Configuration(format!("{message}; check the database name"))
+        } else if unavailable.contains(state) || code.starts_with("08") {
+            // Class 08: connection exceptions.
+            StepError::DatabaseUnavailable(message)
+        } else if *state == SqlState::OUT_OF_MEMORY {
+            StepError::Database {
                 code: code.to_owned(),
                 message: format!(
                     "{message} while {context}; raise max_locks_per_transaction on the target"
                 ),
-            },
-            _ => StepError::Database {
+            }
+        } else {
+            StepError::Database {
                 code: code.to_owned(),
                 message: format!("{message} (while {context})"),
-            },
+            }
         };
     }
     if is_tls(&e) {

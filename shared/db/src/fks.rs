@@ -12,7 +12,7 @@ use dbsync_workflow::{
 };
 use tokio_postgres::{types::Type, Client, Row};
 
-use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, StepLimits};
+use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, Timeouts};
 
 /// What restore does when rows violate a foreign key (DMS's full load is not a
 /// consistent snapshot, so a child row can arrive without its parent).
@@ -72,12 +72,12 @@ pub async fn plan(
 pub async fn drop_fks(
     client: &mut Client,
     selection: &Selection,
-    limits: StepLimits,
+    timeouts: Timeouts,
     budget: Budget,
 ) -> Result<DropFksOutput, StepError> {
     let ctx = "dropping foreign keys";
     let err = |e| classify(e, ctx);
-    let tx = step_transaction(client, limits, budget, true, ctx).await?;
+    let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
     let tables = selected_tables(&tx, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let plan = tx
@@ -111,12 +111,35 @@ pub async fn drop_fks(
 #[derive(Debug, Clone, Copy)]
 pub struct RestoreOptions {
     pub policy: OrphanPolicy,
-    pub limits: StepLimits,
+    pub timeouts: Timeouts,
     /// Below this much remaining budget, stop and let the state machine call again.
     pub min_slice: Duration,
 }
 
-/// One saved foreign key and its live counterpart.
+/// Where a saved foreign key stands (`dbsync.saved_fk.state`, whose CHECK
+/// constraint allows exactly these three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SavedState {
+    /// Saved and dropped; not re-added yet.
+    Dropped,
+    /// Re-added NOT VALID, waiting for validation.
+    Added,
+    /// Left NOT VALID on purpose (ORPHAN_POLICY=keep-not-valid).
+    KeptNotValid,
+}
+
+impl SavedState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "added" => Self::Added,
+            "kept_not_valid" => Self::KeptNotValid,
+            // The table's CHECK admits nothing else; treat anything odd as not restored yet.
+            _ => Self::Dropped,
+        }
+    }
+}
+
+/// One saved foreign key and its live counterpart (columns read by name).
 struct Saved {
     schema: String,
     table: String,
@@ -124,7 +147,7 @@ struct Saved {
     definition: String,
     was_validated: bool,
     on_partitioned: bool,
-    state: String,
+    state: SavedState,
     table_exists: bool,
     live_type: Option<String>,
     live_definition: Option<String>,
@@ -142,25 +165,25 @@ struct Saved {
 impl Saved {
     fn from_row(r: &Row) -> Self {
         Self {
-            schema: r.get(0),
-            table: r.get(1),
-            name: r.get(2),
-            definition: r.get(3),
-            was_validated: r.get(4),
-            on_partitioned: r.get(5),
-            state: r.get(6),
-            table_exists: r.get(7),
-            live_type: r.get(8),
-            live_definition: r.get(9),
-            live_validated: r.get(10),
-            server_version: r.get(11),
-            child_table: r.get(12),
-            child_only: r.get(13),
-            parent_table: r.get(14),
-            parent_only: r.get(15),
-            child_columns: r.get(16),
-            parent_columns: r.get(17),
-            match_full: r.get(18),
+            schema: r.get("table_schema"),
+            table: r.get("table_name"),
+            name: r.get("constraint_name"),
+            definition: r.get("definition"),
+            was_validated: r.get("was_validated"),
+            on_partitioned: r.get("on_partitioned"),
+            state: SavedState::parse(r.get("state")),
+            table_exists: r.get("table_exists"),
+            live_type: r.get("live_type"),
+            live_definition: r.get("live_definition"),
+            live_validated: r.get("live_validated"),
+            server_version: r.get("server_version"),
+            child_table: r.get("child_table"),
+            child_only: r.get("child_only"),
+            parent_table: r.get("parent_table"),
+            parent_only: r.get("parent_only"),
+            child_columns: r.get("child_columns"),
+            parent_columns: r.get("parent_columns"),
+            match_full: r.get("match_full"),
         }
     }
 
@@ -255,7 +278,7 @@ async fn add_phase(
 ) -> Result<Vec<Work>, StepError> {
     let ctx = "re-adding foreign keys";
     let err = |e| classify(e, ctx);
-    let tx = step_transaction(client, opts.limits, budget, true, ctx).await?;
+    let tx = step_transaction(client, opts.timeouts, budget, true, ctx).await?;
     let saved: Vec<Saved> = tx
         .query_typed(sql::RESTORE_STATUS, &[])
         .await
@@ -278,13 +301,13 @@ async fn add_phase(
             (Some(t), Some(live)) => {
                 if t != "f" || strip_not_valid(live) != strip_not_valid(&s.definition) {
                     conflicts.push(s.label());
-                } else if s.state == "kept_not_valid" {
+                } else if s.state == SavedState::KeptNotValid {
                     // Accepted as NOT VALID by policy earlier in this run.
                 } else if !s.must_validate() || s.live_validated == Some(true) {
                     out.skipped_existing += 1;
                     push_key(&mut finished, s);
                 } else {
-                    if s.state == "dropped" {
+                    if s.state == SavedState::Dropped {
                         out.skipped_existing += 1;
                         push_key(&mut now_added, s);
                     }
@@ -379,10 +402,10 @@ async fn validate_phase(
             break;
         }
         let s = work.saved();
-        let timeout = budget.statement_timeout(opts.limits.statement_timeout);
+        let timeout = budget.statement_timeout(opts.timeouts.statement);
         let batch = format!(
             "BEGIN;\n{}{};\n{};\nCOMMIT;",
-            sql::prelude(timeout, opts.limits.lock_timeout, false),
+            sql::prelude(timeout, opts.timeouts.lock, false),
             work.statement(),
             sql::forget_saved(&s.key())
         );
@@ -460,7 +483,7 @@ async fn handle_orphans(
             }
         }
         OrphanPolicy::Delete => {
-            let tx = step_transaction(client, opts.limits, budget, false, ctx).await?;
+            let tx = step_transaction(client, opts.timeouts, budget, false, ctx).await?;
             let delete = if s.child_table == s.parent_table {
                 sql::delete_orphan_trees(
                     &s.child_table,

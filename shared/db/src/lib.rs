@@ -1,32 +1,42 @@
-//! The PostgreSQL side of dbsync — the "layer" every database step links.
+//! The PostgreSQL adapter of dbsync — the "layer" every database step links.
 //!
-//! - [`DbConfig`] / [`Db`]: connect from a URL or a Secrets Manager secret,
-//!   TLS (`disable`, `require`, `verify-ca`, `verify-full`), session time
-//!   limits, and a handle that reconnects across Lambda invocations.
+//! - [`DbConfig`] / [`Db`]: connect from a URL or a secret (read through the
+//!   core's `SecretReader` port), TLS (`disable`, `require`, `verify-ca`,
+//!   `verify-full`), session time limits, and a handle that reconnects
+//!   across Lambda invocations.
+//! - [`StepEnv`]: the database steps' configuration, read once per cold start.
+//! - [`steps`]: the handlers of drop-fks, restore-fks and fix-sequences.
 //! - [`Selection`]: which tables a sync covers (DMS selection rules).
 //! - [`fks`]: capture + drop foreign keys (saved in the target, same
 //!   transaction), restore them `NOT VALID`, validate within a time budget.
 //! - [`sequences`]: move every sequence behind the synced columns past the data.
 //! - [`target`]: the opt-in marker destructive steps insist on.
+//! - [`version`]: schema versions read with a query (version-check's `sql` source).
+//! - [`verify`]: compare two databases after a sync (the demo and the tests).
 //!
-//! All SQL text lives in [`sql`].
+//! The SQL of the steps lives in [`sql`]; the read-only checks of [`verify`]
+//! keep theirs beside them. Everything here depends only on the core crate.
 
 mod connect;
 pub mod env;
 mod error;
 pub mod fks;
-pub mod lambda;
-#[cfg(feature = "secrets")]
 pub mod secrets;
 mod selection;
 pub mod sequences;
 pub mod sql;
+pub mod steps;
 pub mod target;
 mod tls;
+pub mod verify;
+pub mod version;
 
-pub use connect::{ConfigLoader, Db, DbConfig, Timeouts, TlsMode};
+pub use connect::{ConfigLoader, Db, DbConfig, Timeouts};
+pub use env::StepEnv;
 pub use error::classify;
-pub use selection::{is_reserved, Selection, PROJECT_SCHEMA};
+pub use selection::{is_reserved, Selection};
+pub use sql::PROJECT_SCHEMA;
+pub use tls::TlsMode;
 
 use std::time::{Duration, Instant};
 
@@ -94,11 +104,11 @@ pub async fn selected_tables(
     Ok(rows
         .iter()
         .map(|r| TableRef {
-            oid: r.get(0),
-            schema: r.get(1),
-            name: r.get(2),
-            partitioned: r.get::<_, String>(3) == "p",
-            is_partition: r.get(4),
+            oid: r.get("oid"),
+            schema: r.get("schema"),
+            name: r.get("name"),
+            partitioned: r.get::<_, &str>("kind") == "p",
+            is_partition: r.get("is_partition"),
         })
         .filter(|t| selection.matches(&t.schema, &t.name))
         .collect())
@@ -108,36 +118,18 @@ pub async fn selected_tables(
 /// budget, the dbsync lock and (with `guard`) the target opt-in check.
 pub(crate) async fn step_transaction<'a>(
     client: &'a mut tokio_postgres::Client,
-    limits: StepLimits,
+    timeouts: Timeouts,
     budget: Budget,
     guard: bool,
     ctx: &str,
 ) -> Result<tokio_postgres::Transaction<'a>, dbsync_workflow::StepError> {
     let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
     tx.batch_execute(&sql::prelude(
-        budget.statement_timeout(limits.statement_timeout),
-        limits.lock_timeout,
+        budget.statement_timeout(timeouts.statement),
+        timeouts.lock,
         guard,
     ))
     .await
     .map_err(|e| classify(e, ctx))?;
     Ok(tx)
-}
-
-/// Step-level settings shared by the database steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepLimits {
-    /// Ceiling for any one statement.
-    pub statement_timeout: Duration,
-    /// How long DDL waits for a lock before giving up (LockTimeout, retryable).
-    pub lock_timeout: Duration,
-}
-
-impl From<Timeouts> for StepLimits {
-    fn from(t: Timeouts) -> Self {
-        Self {
-            statement_timeout: t.statement,
-            lock_timeout: t.lock,
-        }
-    }
 }

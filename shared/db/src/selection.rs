@@ -7,11 +7,10 @@
 //! Rules of other types (transformation, table-settings) do not change which
 //! tables are copied and are ignored here.
 
-use dbsync_workflow::StepError;
-use serde_json::Value;
+use dbsync_workflow::{config, StepError};
 
-/// The project's own schema in the target; never synced, never touched.
-pub const PROJECT_SCHEMA: &str = "dbsync";
+use crate::sql::PROJECT_SCHEMA;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
@@ -118,18 +117,12 @@ impl Selection {
     /// Reads `TABLE_MAPPINGS` (the JSON itself) or `TABLE_MAPPINGS_FILE` (a path);
     /// neither means every table.
     pub fn from_env() -> Result<Self, StepError> {
-        if let Some(text) = std::env::var("TABLE_MAPPINGS")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
+        if let Some(text) = config::var("TABLE_MAPPINGS") {
             return Self::from_json(&text);
         }
-        if let Some(path) = std::env::var_os("TABLE_MAPPINGS_FILE").filter(|s| !s.is_empty()) {
+        if let Some(path) = config::var("TABLE_MAPPINGS_FILE") {
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                StepError::Configuration(format!(
-                    "cannot read TABLE_MAPPINGS_FILE {}: {e}",
-                    std::path::Path::new(&path).display()
-                ))
+                StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
             })?;
             return Self::from_json(&text);
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use dbsync_workflow::{io::FixSequencesOutput, StepError};
 use tokio_postgres::{types::Type, Client};
 
-use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, StepLimits};
+use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, Timeouts};
 
 /// A sequence and the columns whose data it must stay ahead of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,20 +66,20 @@ pub async fn sequence_uses(
         .map_err(|e| classify(e, "finding sequences"))?;
     let mut by_oid: BTreeMap<u32, SequenceUse> = BTreeMap::new();
     for r in &rows {
-        let oid: u32 = r.get(0);
+        let oid: u32 = r.get("seq");
         by_oid
             .entry(oid)
             .or_insert_with(|| SequenceUse {
                 oid,
-                name: r.get(1),
-                start: r.get(2),
-                increment: r.get(3),
-                min: r.get(4),
-                max: r.get(5),
+                name: r.get("seq_name"),
+                start: r.get("seqstart"),
+                increment: r.get("seqincrement"),
+                min: r.get("seqmin"),
+                max: r.get("seqmax"),
                 columns: Vec::new(),
             })
             .columns
-            .push((r.get(6), r.get(7)));
+            .push((r.get("table_name"), r.get("column_name")));
     }
     let mut uses: Vec<_> = by_oid.into_values().collect();
     uses.sort_by(|a, b| a.name.cmp(&b.name));
@@ -91,12 +91,12 @@ pub async fn sequence_uses(
 pub async fn fix_sequences(
     client: &mut Client,
     selection: &Selection,
-    limits: StepLimits,
+    timeouts: Timeouts,
     budget: Budget,
 ) -> Result<FixSequencesOutput, StepError> {
     let ctx = "fixing sequences";
     let err = |e| classify(e, ctx);
-    let tx = step_transaction(client, limits, budget, true, ctx).await?;
+    let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
     let oids: Vec<u32> = selected_tables(&tx, selection)
         .await?
         .iter()

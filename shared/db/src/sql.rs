@@ -10,6 +10,11 @@
 
 use std::time::Duration;
 
+/// The project's own schema in the target (marker, saved constraints); never
+/// synced, never touched. The SQL below spells it out for readability; a test
+/// checks every spelling against this constant.
+pub const PROJECT_SCHEMA: &str = "dbsync";
+
 /// Key of the transaction-level advisory lock every changing step takes on
 /// the target, so two runs never interleave their FK bookkeeping.
 pub const ADVISORY_LOCK_KEY: i64 = 0x6462_7379_6e63; // "dbsync"
@@ -84,7 +89,8 @@ ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_ca
 
 /// Candidate tables (selection rules are applied by the caller).
 pub const LIST_TABLES: &str = "
-SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relispartition
+SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS kind,
+       c.relispartition AS is_partition
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -429,6 +435,47 @@ mod tests {
         );
         let full = orphan_predicate("s.t", false, &c, &p, true);
         assert!(full.starts_with("(c.a IS NOT NULL OR c.\"B\" IS NOT NULL) AND (c.a IS NULL OR c.\"B\" IS NULL OR NOT EXISTS (SELECT 1 FROM s.t AS p"));
+    }
+
+    #[test]
+    fn the_sql_names_the_project_schema_only_by_its_constant() {
+        let texts = [
+            GUARD.to_owned(),
+            INIT_TARGET.to_owned(),
+            LIST_TABLES.to_owned(),
+            capture_and_plan_drop(),
+            COUNT_SAVED.to_owned(),
+            RESTORE_STATUS.to_owned(),
+            RECORD_RESTORE_PROGRESS.to_owned(),
+            forget_saved("k"),
+            keep_not_valid("k"),
+        ];
+        let all = texts.concat();
+        // Every schema-qualified project table and every mention as a schema name.
+        for (i, _) in all
+            .match_indices(".saved_fk")
+            .chain(all.match_indices(".target "))
+        {
+            let before = &all[..i];
+            let start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |j| j + 1);
+            assert_eq!(
+                &before[start..],
+                PROJECT_SCHEMA,
+                "near {:?}",
+                &all[start..i + 10]
+            );
+        }
+        assert!(all.contains(&format!("CREATE SCHEMA IF NOT EXISTS {PROJECT_SCHEMA};")));
+        assert!(
+            all.contains(&format!("'{PROJECT_SCHEMA}')")),
+            "LIST_TABLES excludes it"
+        );
+        assert!(
+            all.contains(&format!("<> '{PROJECT_SCHEMA}'")),
+            "FKS_IN_SCOPE excludes it"
+        );
     }
 
     #[test]

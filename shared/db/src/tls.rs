@@ -1,6 +1,6 @@
 //! rustls setups for libpq's `require`, `verify-ca` and `verify-full`.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, str::FromStr, sync::Arc};
 
 use dbsync_workflow::StepError;
 use rustls::{
@@ -12,7 +12,33 @@ use rustls::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connect::TlsMode;
+/// How the connection is protected, with libpq's names and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP.
+    Disable,
+    /// Encrypted, server certificate not checked.
+    Require,
+    /// Encrypted, certificate chain checked against the CA bundle, host name not.
+    VerifyCa,
+    /// Encrypted, chain and host name checked.
+    VerifyFull,
+}
+
+impl FromStr for TlsMode {
+    type Err = StepError;
+    fn from_str(s: &str) -> Result<Self, StepError> {
+        match s {
+            "disable" => Ok(Self::Disable),
+            "require" => Ok(Self::Require),
+            "verify-ca" => Ok(Self::VerifyCa),
+            "verify-full" => Ok(Self::VerifyFull),
+            other => Err(StepError::Configuration(format!(
+                "sslmode {other:?} is not supported; use disable, require, verify-ca or verify-full"
+            ))),
+        }
+    }
+}
 
 fn provider() -> Arc<CryptoProvider> {
     // ring only: one crypto backend keeps the Lambda binaries small and the

@@ -267,9 +267,9 @@ async fn secret_json_connects_and_rotation_is_refetched() {
         } else {
             stale.clone()
         };
-        Box::pin(
-            async move { Ok(DbConfig::from_secret_json(&text)?.with_tls(TlsMode::Disable, None)) },
-        )
+        Box::pin(async move {
+            Ok(DbConfig::from_secret_json("test secret", &text)?.with_tls(TlsMode::Disable, None))
+        })
     }));
     let user: String = handle
         .client()

@@ -455,8 +455,8 @@ async fn lock_held_elsewhere_gives_a_named_retryable_error_and_changes_nothing()
         .batch_execute("BEGIN; LOCK TABLE app.tree IN ACCESS SHARE MODE;")
         .await
         .unwrap();
-    let limits = dbsync_db::StepLimits {
-        lock_timeout: Duration::from_millis(300),
+    let limits = dbsync_db::Timeouts {
+        lock: Duration::from_millis(300),
         ..LIMITS
     };
     let err = fks::drop_fks(&mut client, &select(&["app"]), limits, budget())
@@ -483,8 +483,8 @@ async fn crash_between_capture_and_drop_loses_nothing() {
         .batch_execute("BEGIN; LOCK TABLE app.tree IN ACCESS SHARE MODE;")
         .await
         .unwrap();
-    let limits = dbsync_db::StepLimits {
-        lock_timeout: Duration::from_secs(30),
+    let limits = dbsync_db::Timeouts {
+        lock: Duration::from_secs(30),
         ..LIMITS
     };
     let sel = select(&["app"]);

@@ -1,5 +1,6 @@
 //! The local replicator: what AWS DMS's full load does for dbsync, on one
-//! machine, behind the same [`ReplicationTask`] port the start/poll steps use.
+//! machine, behind the same task ports (`DescribeTask`, `StartTask`,
+//! `StopTask`) the start/poll steps use.
 //!
 //! - The tables are the ones the DMS selection rules choose (partitioned
 //!   tables are copied partition by partition; their parents hold no rows).
@@ -21,7 +22,10 @@ use std::{
 
 use dbsync_db::{classify, sql::ident, DbConfig, Selection};
 use dbsync_workflow::{
-    ports::{ReplicationTask, StartKind, StartRefusal, TaskState},
+    ports::{
+        DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskState, TaskStatus,
+        FULL_LOAD_FINISHED,
+    },
     StepError,
 };
 use futures_util::SinkExt;
@@ -134,22 +138,22 @@ impl Progress {
     /// The state DMS would report for this run.
     pub fn task_state(&self) -> TaskState {
         let (status, stop_reason) = if self.running {
-            ("running", None)
+            (TaskStatus::Running, None)
         } else if self.failure.is_some() {
-            ("failed", None)
+            (TaskStatus::Failed, None)
         } else if self.stopped_by_user {
-            ("stopped", Some("Stop Reason STOPPED_BY_USER"))
+            (TaskStatus::Stopped, Some("Stop Reason STOPPED_BY_USER"))
         } else if self.finished {
-            ("stopped", Some("Stop Reason FULL_LOAD_ONLY_FINISHED"))
+            (TaskStatus::Stopped, Some(FULL_LOAD_FINISHED))
         } else {
-            ("ready", None)
+            (TaskStatus::Ready, None)
         };
         let first_error = self
             .results
             .iter()
             .find_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.table)));
         TaskState {
-            status: status.into(),
+            status,
             stop_reason: stop_reason.map(Into::into),
             last_failure_message: self.failure.clone().or(first_error),
             ever_started: self.ever_started,
@@ -189,11 +193,13 @@ impl LocalReplicator {
     }
 }
 
-impl ReplicationTask for LocalReplicator {
+impl DescribeTask for LocalReplicator {
     async fn describe(&self, _task: &str) -> Result<TaskState, StepError> {
         Ok(self.progress().task_state())
     }
+}
 
+impl StartTask for LocalReplicator {
     async fn start(&self, _task: &str, kind: StartKind) -> Result<(), StartRefusal> {
         {
             let mut p = self.progress.lock().expect("progress lock");
@@ -227,7 +233,9 @@ impl ReplicationTask for LocalReplicator {
         *self.job.lock().expect("job lock") = Some(job);
         Ok(())
     }
+}
 
+impl StopTask for LocalReplicator {
     async fn stop(&self, _task: &str) -> Result<(), StepError> {
         if let Some(job) = self.job.lock().expect("job lock").take() {
             job.abort();

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use dbsync_db::{DbConfig, Selection};
 use dbsync_replicate::{LocalReplicator, ReplicateOptions};
 use dbsync_testpg::{Cluster, TestDb};
-use dbsync_workflow::ports::{ReplicationTask, StartKind, StartRefusal};
+use dbsync_workflow::ports::{DescribeTask, StartKind, StartRefusal, StartTask, TaskStatus};
 
 const SCHEMA: &str = r#"
 CREATE SCHEMA app;
@@ -79,7 +79,7 @@ async fn run_to_end(r: &LocalReplicator, kind: StartKind) -> dbsync_workflow::po
     r.start("local", kind).await.unwrap();
     for _ in 0..600 {
         let s = r.describe("local").await.unwrap();
-        if s.status != "running" {
+        if s.status != TaskStatus::Running {
             return s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -97,7 +97,7 @@ async fn copies_every_selected_table_exactly() {
         Err(StartRefusal::WrongStartKind)
     );
     let state = run_to_end(&r, StartKind::StartReplication).await;
-    assert_eq!(state.status, "stopped");
+    assert_eq!(state.status, TaskStatus::Stopped);
     assert_eq!(
         state.stop_reason.as_deref(),
         Some("Stop Reason FULL_LOAD_ONLY_FINISHED")
@@ -141,7 +141,7 @@ async fn a_failing_table_is_reported_like_dms_does() {
     opts.fail_table = Some("app.orders".into());
     let r = LocalReplicator::new(opts);
     let state = run_to_end(&r, StartKind::StartReplication).await;
-    assert_eq!(state.status, "stopped");
+    assert_eq!(state.status, TaskStatus::Stopped);
     assert_eq!((state.tables_loaded, state.tables_errored), (4, 1));
     let msg = state.last_failure_message.unwrap();
     assert!(
@@ -166,7 +166,7 @@ async fn an_unreachable_source_fails_the_run() {
     opts.source = DbConfig::from_url("postgres://nobody@127.0.0.1:1/x").unwrap();
     let r = LocalReplicator::new(opts);
     let state = run_to_end(&r, StartKind::StartReplication).await;
-    assert_eq!(state.status, "failed");
+    assert_eq!(state.status, TaskStatus::Failed);
     assert!(state
         .last_failure_message
         .unwrap()

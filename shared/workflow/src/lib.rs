@@ -1,98 +1,33 @@
-//! Shared vocabulary of the dbsync steps: the input/output documents that
-//! travel through the state machine, and the stable error names.
+//! The core of dbsync: what every step shares, with no I/O of its own.
+//!
+//! - [`io`]: the input/output documents that travel through the state machine.
+//! - [`StepError`]: every failure, each with a stable Step Functions name.
+//! - [`ports`]: the capabilities the steps use (DMS task, version source,
+//!   executions, secrets), each as narrow as the step using it.
+//! - [`steps`]: the handlers of the steps that talk to the world only through
+//!   ports (version-check, start-dms, poll-dms, trigger); the database steps'
+//!   handlers live in `dbsync-db`.
+//! - [`config`]: reading a step's configuration from its environment.
+//! - [`naming`]: the naming chain and the template's substitutions.
+//! - `lambda` (feature `lambda`): the Lambda glue — the error's `Diagnostic`
+//!   and the one `serve` every function's `main.rs` calls. The local CLI builds
+//!   without it and links no Lambda runtime.
+//!
+//! Dependency rule of the workspace: entry points (`functions/*`, `local/`)
+//! depend on this crate and on adapters (`dbsync-db`, `dbsync-aws`,
+//! `dbsync-replicate`, `dbsync-asl`); adapters depend only on this crate;
+//! nothing depends on an entry point.
 //!
 //! Payloads stay small on purpose (Step Functions caps them at 256 KB): lists
 //! of foreign keys live in the target database, never in these documents.
 
+pub mod config;
 mod error;
 pub mod io;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod naming;
 pub mod ports;
+pub mod steps;
 
 pub use error::StepError;
-
-/// The naming chain that ties the pieces together:
-/// step `drop-fks` → binary `drop-fks` → `DropFksFunction` → `${DropFksFunctionArn}`.
-pub mod naming {
-    /// The seven steps, as package = binary names.
-    pub const STEPS: [&str; 7] = [
-        "version-check",
-        "drop-fks",
-        "start-dms",
-        "poll-dms",
-        "restore-fks",
-        "fix-sequences",
-        "trigger",
-    ];
-
-    /// `drop-fks` → `DropFks` (the SAM logical id is this + `Function`).
-    pub fn pascal(step: &str) -> String {
-        step.split('-')
-            .map(|w| {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-
-    /// `DropFksFunctionArn` → `drop-fks`, for the steps that exist.
-    pub fn step_of_substitution(name: &str) -> Option<&'static str> {
-        let base = name.strip_suffix("FunctionArn")?;
-        STEPS.iter().copied().find(|s| pascal(s) == base)
-    }
-
-    /// Fills a definition's `${…}` DefinitionSubstitutions the way the template
-    /// does, with ARNs in `region:account` (e.g. `local:000000000000`).
-    pub fn substitute(definition: &str, region_account: &str) -> Result<String, crate::StepError> {
-        let mut out = String::with_capacity(definition.len());
-        let mut rest = definition;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let end = rest[start..].find('}').ok_or_else(|| {
-                crate::StepError::Configuration("unterminated ${…} in the definition".into())
-            })?;
-            let name = &rest[start + 2..start + end];
-            let value = if let Some(step) = step_of_substitution(name) {
-                format!("arn:aws:lambda:{region_account}:function:{step}")
-            } else if let Some(topic) = name.strip_suffix("TopicArn") {
-                format!("arn:aws:sns:{region_account}:dbsync-{topic}")
-            } else {
-                return Err(crate::StepError::Configuration(format!(
-                    "no value for ${{{name}}}"
-                )));
-            };
-            out.push_str(&value);
-            rest = &rest[start + end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn substitution() {
-            let d = substitute(
-                r#"{"a": "${DropFksFunctionArn}", "b": "${FailureTopicArn}"}"#,
-                "r:1",
-            )
-            .unwrap();
-            assert_eq!(
-                d,
-                r#"{"a": "arn:aws:lambda:r:1:function:drop-fks", "b": "arn:aws:sns:r:1:dbsync-Failure"}"#
-            );
-            assert!(substitute("${Nope}", "r:1").is_err());
-        }
-
-        #[test]
-        fn chain() {
-            assert_eq!(pascal("fix-sequences"), "FixSequences");
-            assert_eq!(step_of_substitution("PollDmsFunctionArn"), Some("poll-dms"));
-            assert_eq!(step_of_substitution("NopeFunctionArn"), None);
-            assert_eq!(step_of_substitution("FailureTopicArn"), None);
-        }
-    }
-}

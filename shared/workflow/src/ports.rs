@@ -1,19 +1,108 @@
-//! Capabilities the AWS-facing steps need, each as narrow as the step using
-//! it. The Lambdas implement them with the AWS SDK; local mode implements them
-//! with the local replicator and local files, so the same handler code runs
-//! in both places. IAM policies in `template.yaml` mirror these capabilities.
+//! The capabilities the steps use, each as narrow as the step using it. The
+//! Lambdas implement them with the AWS SDK (`dbsync-aws`) or PostgreSQL
+//! (`dbsync-db`); local mode implements them with the local replicator and
+//! local files, so the same handler code runs in both places. IAM policies in
+//! `template.yaml` mirror these capabilities.
+//!
+//! | port | used by | AWS adapter | local adapter |
+//! |---|---|---|---|
+//! | [`DescribeTask`] | start-dms, poll-dms | `DmsTask` | `LocalReplicator` |
+//! | [`StartTask`] | start-dms | `DmsTask` | `LocalReplicator` |
+//! | [`StopTask`] | poll-dms | `DmsTask` | `LocalReplicator` |
+//! | [`VersionSource`] | version-check | `S3Source` | `DirSource`, `SqlVersionSource` |
+//! | [`Executions`] | trigger | `StateMachine` | — |
+//! | [`SecretReader`] | every database connection from a secret | `SecretsManager` | — |
 
-use std::{future::Future, time::SystemTime};
+use std::{fmt, future::Future, pin::Pin, str::FromStr, time::SystemTime};
 
 use crate::StepError;
+
+/// A boxed future, for the ports that are used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A replication task's status, as DMS reports it (`Status` of
+/// `DescribeReplicationTasks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TaskStatus {
+    Creating,
+    #[default]
+    Ready,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+    Deleting,
+    Modifying,
+    Moving,
+    FailedMove,
+    Testing,
+    /// A status this version does not know (kept as DMS wrote it).
+    Other(String),
+}
+
+impl TaskStatus {
+    const NAMES: [(TaskStatus, &'static str); 12] = [
+        (TaskStatus::Creating, "creating"),
+        (TaskStatus::Ready, "ready"),
+        (TaskStatus::Starting, "starting"),
+        (TaskStatus::Running, "running"),
+        (TaskStatus::Stopping, "stopping"),
+        (TaskStatus::Stopped, "stopped"),
+        (TaskStatus::Failed, "failed"),
+        (TaskStatus::Deleting, "deleting"),
+        (TaskStatus::Modifying, "modifying"),
+        (TaskStatus::Moving, "moving"),
+        (TaskStatus::FailedMove, "failed-move"),
+        (TaskStatus::Testing, "testing"),
+    ];
+
+    /// DMS's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskStatus::Other(s) => s,
+            known => Self::NAMES
+                .iter()
+                .find(|(s, _)| s == known)
+                .map(|(_, n)| *n)
+                .unwrap_or("unknown"),
+        }
+    }
+
+    /// Starting or running: a load is in progress.
+    pub fn is_active(&self) -> bool {
+        matches!(self, TaskStatus::Starting | TaskStatus::Running)
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(st, _)| st.clone())
+            .unwrap_or_else(|| TaskStatus::Other(s.to_owned())))
+    }
+}
+
+impl From<&str> for TaskStatus {
+    fn from(s: &str) -> Self {
+        s.parse().unwrap_or_else(|never| match never {})
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A replication task's state, as DMS's `DescribeReplicationTasks` reports it
 /// (only what the steps read; never the task's settings or table mappings).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskState {
-    /// DMS status string: `creating`, `ready`, `starting`, `running`,
-    /// `stopping`, `stopped`, `failed`, `deleting`, `modifying`, `moving`, …
-    pub status: String,
+    pub status: TaskStatus,
     /// e.g. `Stop Reason FULL_LOAD_ONLY_FINISHED`.
     pub stop_reason: Option<String>,
     pub last_failure_message: Option<String>,
@@ -30,6 +119,9 @@ pub struct TaskState {
     pub rows_loaded: Option<i64>,
 }
 
+/// The stop reason of a full-load-only task that finished its work.
+pub const FULL_LOAD_FINISHED: &str = "Stop Reason FULL_LOAD_ONLY_FINISHED";
+
 /// How to start a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartKind {
@@ -37,6 +129,24 @@ pub enum StartKind {
     StartReplication,
     /// `reload-target`: every later run (truncate and load again).
     ReloadTarget,
+}
+
+impl StartKind {
+    /// DMS's name of the start kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::StartReplication => "start-replication",
+            StartKind::ReloadTarget => "reload-target",
+        }
+    }
+
+    /// The other kind (DMS refused this one).
+    pub fn other(self) -> StartKind {
+        match self {
+            StartKind::StartReplication => StartKind::ReloadTarget,
+            StartKind::ReloadTarget => StartKind::StartReplication,
+        }
+    }
 }
 
 /// Why a start was refused.
@@ -49,14 +159,22 @@ pub enum StartRefusal {
     Failed(StepError),
 }
 
-/// Something that can describe, start and stop one replication task.
-pub trait ReplicationTask: Send + Sync {
+/// Something that can report one replication task's state.
+pub trait DescribeTask: Send + Sync {
     fn describe(&self, task: &str) -> impl Future<Output = Result<TaskState, StepError>> + Send;
+}
+
+/// Something that can start one replication task.
+pub trait StartTask: Send + Sync {
     fn start(
         &self,
         task: &str,
         kind: StartKind,
     ) -> impl Future<Output = Result<(), StartRefusal>> + Send;
+}
+
+/// Something that can ask one replication task to stop.
+pub trait StopTask: Send + Sync {
     fn stop(&self, task: &str) -> impl Future<Output = Result<(), StepError>> + Send;
 }
 
@@ -76,7 +194,53 @@ impl Side {
     }
 }
 
-/// Something that can read one side's schema version (S3 object, SQL query, local file).
+/// Something that can read one side's schema version (S3 object, SQL query,
+/// local file). A trait object: the Lambda picks the source at cold start.
 pub trait VersionSource: Send + Sync {
-    fn read(&self, side: Side) -> impl Future<Output = Result<String, StepError>> + Send;
+    fn read(&self, side: Side) -> BoxFuture<'_, Result<String, StepError>>;
+}
+
+/// What starting an execution did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    Started {
+        execution_arn: String,
+    },
+    /// The name is taken (by a running or a finished execution).
+    AlreadyExists,
+}
+
+/// Something that can list running executions and start one (a state machine).
+pub trait Executions: Send + Sync {
+    /// Names of the executions currently running.
+    fn running(&self) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+    fn start(
+        &self,
+        name: &str,
+        input: &str,
+    ) -> impl Future<Output = Result<Start, StepError>> + Send;
+}
+
+/// Something that can read a secret's text (a Secrets Manager `SecretString`).
+/// Errors name the secret, never its contents. A trait object: the database
+/// layer keeps it to read the secret again after a rotation.
+pub trait SecretReader: Send + Sync {
+    fn secret_string<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<String, StepError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_statuses_round_trip() {
+        for (status, name) in TaskStatus::NAMES {
+            assert_eq!(TaskStatus::from(name), status);
+            assert_eq!(status.as_str(), name);
+        }
+        let odd = TaskStatus::from("hibernating");
+        assert_eq!(odd, TaskStatus::Other("hibernating".into()));
+        assert_eq!(odd.to_string(), "hibernating");
+        assert!(TaskStatus::Running.is_active() && !TaskStatus::Stopped.is_active());
+    }
 }

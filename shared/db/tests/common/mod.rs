@@ -1,17 +1,15 @@
 //! Shared setup for the real-PostgreSQL tests.
 #![allow(dead_code)]
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
-use dbsync_db::{
-    fks::OrphanPolicy, fks::RestoreOptions, Budget, DbConfig, Selection, StepLimits, Timeouts,
-};
+use dbsync_db::{fks::OrphanPolicy, fks::RestoreOptions, Budget, DbConfig, Selection, Timeouts};
 use dbsync_testpg::{Cluster, TestDb};
 use tokio_postgres::Client;
 
-pub const LIMITS: StepLimits = StepLimits {
-    statement_timeout: Duration::from_secs(60),
-    lock_timeout: Duration::from_secs(5),
+pub const LIMITS: Timeouts = Timeouts {
+    statement: Duration::from_secs(60),
+    lock: Duration::from_secs(5),
 };
 
 pub fn budget() -> Budget {
@@ -21,7 +19,7 @@ pub fn budget() -> Budget {
 pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
     RestoreOptions {
         policy,
-        limits: LIMITS,
+        timeouts: LIMITS,
         min_slice: Duration::from_millis(100),
     }
 }
@@ -70,25 +68,10 @@ pub fn select(schemas: &[&str]) -> Selection {
 
 /// Every foreign key (partition clones included), keyed by table and name:
 /// definition under an empty search_path plus every flag that matters.
-pub type FkSnapshot = BTreeMap<(String, String), String>;
+pub type FkSnapshot = dbsync_db::verify::ForeignKeys;
 
 pub async fn fk_snapshot(client: &Client) -> FkSnapshot {
-    client.batch_execute("SET search_path = ''").await.unwrap();
-    let rows = client
-        .query(
-            "SELECT c.conrelid::regclass::text, c.conname::text,
-                    pg_get_constraintdef(c.oid) || format(' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s parent=%s ref=%s]',
-                        c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype, c.confmatchtype,
-                        c.conparentid <> 0, c.confrelid::regclass)
-             FROM pg_constraint c WHERE c.contype = 'f'",
-            &[],
-        )
-        .await
-        .unwrap();
-    client.batch_execute("RESET search_path").await.unwrap();
-    rows.iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect()
+    dbsync_db::verify::foreign_keys(client).await.unwrap()
 }
 
 pub async fn count(client: &Client, sql: &str) -> i64 {

@@ -1,0 +1,51 @@
+//! What a local run is given: the databases, where versions come from, the
+//! table selection and the knobs; plus the deployed definition with local ARNs.
+
+use std::time::Duration;
+
+use dbsync_db::{fks::OrphanPolicy, DbConfig, Selection};
+use dbsync_workflow::{naming, steps::replication::PollConfig, StepError};
+
+/// The one state machine definition, as deployed.
+pub const DEFINITION: &str = include_str!("../../statemachine/db-sync.asl.json");
+
+/// The account/region local ARNs use.
+const LOCAL: &str = "local:000000000000";
+/// What the start/poll steps are told the task is.
+pub const LOCAL_TASK_ARN: &str = "arn:aws:dms:local:000000000000:task:dbsync-local";
+
+/// Local poll bounds: short, since local copies are quick (waits are also scaled).
+pub const LOCAL_POLL: PollConfig = PollConfig {
+    min_wait: Duration::from_secs(2),
+    max_wait: Duration::from_secs(60),
+    max_duration: Duration::from_secs(6 * 3600),
+};
+
+/// The definition with local ARNs in place of the template's substitutions.
+pub fn local_definition() -> Result<String, StepError> {
+    naming::substitute(DEFINITION, LOCAL)
+}
+
+/// Where schema versions come from in a local run.
+#[derive(Debug, Clone)]
+pub enum Versions {
+    /// A directory with `production` and `staging` files.
+    Dir(std::path::PathBuf),
+    /// A query run against both databases.
+    Query(String),
+}
+
+/// Everything a local run needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub source: DbConfig,
+    pub target: DbConfig,
+    pub versions: Versions,
+    pub selection: Selection,
+    pub orphan_policy: OrphanPolicy,
+    pub parallelism: usize,
+    /// Real seconds per state-machine second (Wait states, retries).
+    pub time_scale: f64,
+    /// Test hook: make the copy of this table fail.
+    pub fail_table: Option<String>,
+}

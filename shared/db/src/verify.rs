@@ -1,0 +1,115 @@
+//! Read-only checks that a sync left the target right, shared by `dbsync
+//! demo` and the tests (one definition, so they cannot drift):
+//!
+//! - [`table_checksums`]: per table, the row count and an order-independent
+//!   checksum of the rows — equal on both sides means the same rows.
+//! - [`foreign_keys`]: every foreign key, partition clones included, with its
+//!   exact definition and every flag that a restore must bring back.
+//! - [`sequences_accept_inserts`]: a row of defaults goes into every table
+//!   whose column takes a sequence (rolled back), proving each sequence is
+//!   past the data.
+
+use std::collections::BTreeMap;
+
+use dbsync_workflow::StepError;
+use tokio_postgres::{Client, GenericClient};
+
+use crate::{classify, selected_tables, Selection};
+
+/// Table (`schema.table`, quoted) → (rows, checksum).
+pub type Checksums = BTreeMap<String, (i64, String)>;
+
+/// (table, constraint) → definition and flags.
+pub type ForeignKeys = BTreeMap<(String, String), String>;
+
+/// Row count and checksum of every selected table holding rows (partitions,
+/// not their partitioned parents).
+pub async fn table_checksums(
+    client: &impl GenericClient,
+    selection: &Selection,
+) -> Result<Checksums, StepError> {
+    let e = |e| classify(e, "checksumming tables");
+    let mut out = BTreeMap::new();
+    for t in selected_tables(client, selection).await? {
+        if t.partitioned {
+            continue;
+        }
+        let q = format!(
+            "SELECT pg_catalog.count(*), \
+                    coalesce(pg_catalog.sum(pg_catalog.hashtextextended(x::text, 0)), 0)::text \
+             FROM ONLY {} AS x",
+            t.qualified()
+        );
+        let r = client.query_one(&q, &[]).await.map_err(e)?;
+        out.insert(t.qualified(), (r.get(0), r.get(1)));
+    }
+    Ok(out)
+}
+
+/// Every foreign key of the database: its definition under an empty search
+/// path (fully qualified) plus deferrability, validity, actions, match type,
+/// whether it is a partition clone, and the referenced table.
+pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
+    let e = |e| classify(e, "reading foreign keys");
+    // A transaction of its own, so the empty search path ends with it.
+    client
+        .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
+        .await
+        .map_err(e)?;
+    let rows = client
+        .query(
+            "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
+                    pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
+                        ' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s clone=%s ref=%s]',
+                        c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype,
+                        c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass)
+             FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
+            &[],
+        )
+        .await
+        .map_err(e)?;
+    client.batch_execute("COMMIT").await.map_err(e)?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
+}
+
+/// Inserts a row of defaults into every user table with a sequence-backed
+/// column (identity or `nextval()` default), in one transaction that is
+/// rolled back. Returns how many tables were tried; a failure names the table.
+pub async fn sequences_accept_inserts(client: &mut Client) -> Result<usize, StepError> {
+    let e = |e| classify(e, "testing sequences");
+    let tables: Vec<String> = client
+        .query(
+            "SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname)
+             FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)
+               AND (a.attidentity <> '' OR pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')
+             ORDER BY 1",
+            &[&crate::PROJECT_SCHEMA],
+        )
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let tx = client.transaction().await.map_err(e)?;
+    for t in &tables {
+        tx.batch_execute(&format!("INSERT INTO {t} DEFAULT VALUES"))
+            .await
+            .map_err(|err| StepError::Database {
+                code: err.code().map(|c| c.code().to_owned()).unwrap_or_default(),
+                message: format!(
+                    "INSERT … DEFAULT VALUES into {t} failed: {}",
+                    err.as_db_error().map(|d| d.message()).unwrap_or("")
+                ),
+            })?;
+    }
+    tx.rollback().await.map_err(e)?;
+    Ok(tables.len())
+}

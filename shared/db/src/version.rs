@@ -1,0 +1,101 @@
+//! Schema versions read with a query (version-check's `sql` source): one
+//! query, e.g. `select max(version)::text from schema_migrations`, run on
+//! each database; the first column of its single row, any type, as text.
+
+use dbsync_workflow::{
+    ports::{BoxFuture, Side, VersionSource},
+    steps::version_check::parse_version,
+    StepError,
+};
+
+use crate::Db;
+
+/// A database handle the source owns or borrows (local mode shares the
+/// target's handle with the other steps).
+pub enum DbRef<'a> {
+    Owned(Box<Db>),
+    Borrowed(&'a Db),
+}
+
+impl DbRef<'_> {
+    fn get(&self) -> &Db {
+        match self {
+            DbRef::Owned(db) => db,
+            DbRef::Borrowed(db) => db,
+        }
+    }
+}
+
+impl From<Db> for DbRef<'_> {
+    fn from(db: Db) -> Self {
+        DbRef::Owned(Box::new(db))
+    }
+}
+
+impl<'a> From<&'a Db> for DbRef<'a> {
+    fn from(db: &'a Db) -> Self {
+        DbRef::Borrowed(db)
+    }
+}
+
+/// One query, run on production and on staging.
+pub struct SqlVersionSource<'a> {
+    production: DbRef<'a>,
+    staging: DbRef<'a>,
+    query: String,
+}
+
+impl<'a> SqlVersionSource<'a> {
+    pub fn new(
+        production: impl Into<DbRef<'a>>,
+        staging: impl Into<DbRef<'a>>,
+        query: String,
+    ) -> Self {
+        Self {
+            production: production.into(),
+            staging: staging.into(),
+            query,
+        }
+    }
+}
+
+impl VersionSource for SqlVersionSource<'_> {
+    fn read(&self, side: Side) -> BoxFuture<'_, Result<String, StepError>> {
+        Box::pin(self.query(side))
+    }
+}
+
+impl SqlVersionSource<'_> {
+    async fn query(&self, side: Side) -> Result<String, StepError> {
+        let db = match side {
+            Side::Production => self.production.get(),
+            Side::Staging => self.staging.get(),
+        };
+        let context = format!("reading the schema version on {}", side.as_str());
+        let client = db.client().await?;
+        // The simple protocol returns every column as text, whatever its type.
+        let messages = client
+            .simple_query(&self.query)
+            .await
+            .map_err(|e| crate::classify(e, &context))?;
+        let mut rows = messages.iter().filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        });
+        let side_name = side.as_str();
+        let row = rows.next().ok_or_else(|| {
+            StepError::VersionUnavailable(format!("{side_name}: the version query returned no row"))
+        })?;
+        if rows.next().is_some() {
+            return Err(StepError::VersionInvalid(format!(
+                "{side_name}: the version query returned more than one row"
+            )));
+        }
+        let value = row.get(0).ok_or_else(|| {
+            StepError::VersionUnavailable(format!(
+                "{side_name}: the version query returned NULL (no migrations recorded?)"
+            ))
+        })?;
+        parse_version(side, value.as_bytes())
+    }
+}

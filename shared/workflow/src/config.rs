@@ -1,0 +1,117 @@
+//! Reading a step's configuration from its environment: one style for every
+//! step. Each step has a configuration struct with a `from_env()` built from
+//! these helpers, read once per cold start; a bad value becomes a named
+//! `ConfigurationError` that every invocation answers with (the runtime never
+//! crashes on it, so Step Functions sees a name).
+
+use std::{str::FromStr, time::Duration};
+
+use crate::StepError;
+
+/// The variable's value, trimmed; unset and blank are the same.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A variable that must be set; `what` tells the user what to put there.
+pub fn required(name: &str, what: &str) -> Result<String, StepError> {
+    var(name).ok_or_else(|| StepError::Configuration(format!("set {name} to {what}")))
+}
+
+/// A required ARN (`arn:…`); `what` names the resource.
+pub fn arn(name: &str, what: &str) -> Result<String, StepError> {
+    let v = required(name, &format!("{what}'s ARN"))?;
+    if v.starts_with("arn:") {
+        Ok(v)
+    } else {
+        Err(StepError::Configuration(format!(
+            "{name} must be {what}'s ARN (arn:…)"
+        )))
+    }
+}
+
+/// A positive whole number of `unit`s, or `default` when unset.
+fn positive(
+    name: &str,
+    default: Duration,
+    unit: &str,
+    make: fn(u64) -> Duration,
+) -> Result<Duration, StepError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(make)
+            .ok_or_else(|| {
+                StepError::Configuration(format!("{name} must be a positive number of {unit}"))
+            }),
+    }
+}
+
+/// A positive number of seconds.
+pub fn seconds(name: &str, default: Duration) -> Result<Duration, StepError> {
+    positive(name, default, "seconds", Duration::from_secs)
+}
+
+/// A positive number of milliseconds.
+pub fn millis(name: &str, default: Duration) -> Result<Duration, StepError> {
+    positive(name, default, "milliseconds", Duration::from_millis)
+}
+
+/// `true` or `false`.
+pub fn flag(name: &str, default: bool) -> Result<bool, StepError> {
+    match var(name).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(StepError::Configuration(format!(
+            "{name} must be true or false"
+        ))),
+    }
+}
+
+/// A value parsed by its type (whose error already names what is allowed).
+pub fn parsed<T>(name: &str) -> Result<Option<T>, StepError>
+where
+    T: FromStr<Err = StepError>,
+{
+    var(name).map(|v| v.parse()).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Each test uses its own variable names: tests run in parallel threads.
+    #[test]
+    fn values_defaults_and_errors() {
+        std::env::set_var("DBSYNC_CFG_T1", " 42 ");
+        std::env::set_var("DBSYNC_CFG_T2", "0");
+        std::env::set_var("DBSYNC_CFG_T3", "  ");
+        std::env::set_var("DBSYNC_CFG_T4", "task");
+        let d = Duration::from_secs(7);
+        assert_eq!(
+            seconds("DBSYNC_CFG_T1", d).unwrap(),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            millis("DBSYNC_CFG_T1", d).unwrap(),
+            Duration::from_millis(42)
+        );
+        let e = seconds("DBSYNC_CFG_T2", d).unwrap_err();
+        assert_eq!(e.name(), "ConfigurationError");
+        assert!(e.to_string().contains("DBSYNC_CFG_T2"), "{e}");
+        assert_eq!(seconds("DBSYNC_CFG_T3", d).unwrap(), d, "blank is unset");
+        assert_eq!(var("DBSYNC_CFG_T3"), None);
+        assert!(required("DBSYNC_CFG_UNSET", "x").is_err());
+        let e = arn("DBSYNC_CFG_T4", "the DMS task").unwrap_err();
+        assert!(e.to_string().contains("the DMS task's ARN"), "{e}");
+        assert!(flag("DBSYNC_CFG_T1", false).is_err());
+        assert!(!flag("DBSYNC_CFG_UNSET", false).unwrap());
+    }
+}
