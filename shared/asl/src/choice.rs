@@ -1,17 +1,29 @@
 //! Choice rule evaluation.
+//!
+//! The evaluator knows nothing of the executor: it reads paths through a closure and
+//! reports a path that is not there as [`MissingPath`], which the executor words as
+//! AWS does.
 
 use crate::definition::{Operand, Rule};
-use crate::exec::{Failure as ChoiceFailure, Reader, Run as StateRun};
 use crate::intrinsics::json_eq;
+use crate::path::Path;
 use crate::time::parse_timestamp;
 use serde_json::Value;
 use std::cmp::Ordering;
 
-pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, ChoiceFailure> {
+/// A path a rule compares (its `Variable` or a `…Path` operand) that does not exist.
+#[derive(Debug)]
+pub(crate) struct MissingPath<'r>(pub &'r Path);
+
+/// Whether `rule` matches; `read` gives a path's value, `None` when there is none.
+pub(crate) fn eval<'r>(
+    rule: &'r Rule,
+    read: &dyn Fn(&Path) -> Option<Value>,
+) -> Result<bool, MissingPath<'r>> {
     match rule {
         Rule::And(rs) => {
             for x in rs {
-                if !eval(x, r, run)? {
+                if !eval(x, read)? {
                     return Ok(false);
                 }
             }
@@ -19,25 +31,25 @@ pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, Choi
         }
         Rule::Or(rs) => {
             for x in rs {
-                if eval(x, r, run)? {
+                if eval(x, read)? {
                     return Ok(true);
                 }
             }
             Ok(false)
         }
-        Rule::Not(x) => Ok(!eval(x, r, run)?),
+        Rule::Not(x) => Ok(!eval(x, read)?),
         Rule::Cmp(cmp) => {
             let (variable, op, operand) = (&cmp.variable, &cmp.op, &cmp.operand);
-            let value = r.get(variable);
+            let value = read(variable);
             if op == "IsPresent" {
                 return Ok(value.is_some() == (operand_lit(operand) == Some(&Value::Bool(true))));
             }
             let Some(value) = value else {
-                return Err(run.choice_missing(variable));
+                return Err(MissingPath(variable));
             };
             let want = match operand {
                 Operand::Lit(v) => v.clone(),
-                Operand::Path(p) => r.get(p).ok_or_else(|| run.choice_missing(p))?,
+                Operand::Path(p) => read(p).ok_or(MissingPath(p))?,
             };
             Ok(compare(op, &value, &want))
         }

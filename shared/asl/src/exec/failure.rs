@@ -7,7 +7,7 @@ use crate::definition::State;
 
 /// An error name and cause, as a failed state reports them.
 #[derive(Debug, Clone)]
-pub(crate) struct Failure {
+pub(super) struct Failure {
     pub error: Option<String>,
     pub cause: Option<String>,
 }
@@ -39,7 +39,7 @@ impl From<Failure> for Stop {
 }
 
 /// One state being run: for error messages that name the state and its entry event.
-pub(crate) struct Run<'a> {
+pub(super) struct Run<'a> {
     pub(super) st: &'a State,
     pub(super) entered_id: u64,
 }

@@ -138,9 +138,11 @@ impl Run<'_> {
             ctx,
             vars,
         };
+        let read = |p: &Path| env.read(p).ok();
         let mut next = None;
         for c in choices {
-            if choice::eval(&c.rule, &env_reader(&env), self)? {
+            let matched = choice::eval(&c.rule, &read).map_err(|m| self.choice_missing(m.0))?;
+            if matched {
                 self.assign(c.assign.as_ref(), &env, pending)?;
                 next = Some(c.next.clone());
                 break;
@@ -164,27 +166,12 @@ impl Run<'_> {
         Ok((out, Some(next)))
     }
 
-    pub(crate) fn choice_missing(&self, p: &Path) -> Failure {
+    /// A choice rule read a path that is not there.
+    fn choice_missing(&self, p: &Path) -> Failure {
         self.runtime(format!(
             "Invalid path '{}': The choice state's condition path references an invalid value.",
             p.raw
         ))
-    }
-}
-
-/// Adapter so the choice module can read paths and report errors in this state's terms.
-pub(crate) struct Reader<'a, 'b> {
-    env: &'a Env<'b>,
-}
-
-fn env_reader<'a, 'b>(env: &'a Env<'b>) -> Reader<'a, 'b> {
-    Reader { env }
-}
-
-impl Reader<'_, '_> {
-    /// `None` when the path does not exist.
-    pub(crate) fn get(&self, p: &Path) -> Option<Value> {
-        self.env.read(p).ok()
     }
 }
 

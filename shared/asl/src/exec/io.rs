@@ -10,7 +10,7 @@ use crate::path::{self, Path, PathError, Root};
 use serde_json::{json, Map, Value};
 
 /// What a path or template is evaluated against.
-pub(crate) struct Env<'a> {
+pub(super) struct Env<'a> {
     pub(super) input: &'a Value,
     pub(super) ctx: &'a Value,
     pub(super) vars: &'a Map<String, Value>,

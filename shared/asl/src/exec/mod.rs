@@ -21,15 +21,13 @@ mod retry_catch;
 mod task;
 
 pub use callbacks::{NoTasks, Observer, TaskError, TaskHandler, TaskRequest};
-pub(crate) use failure::{Failure, Run};
-pub(crate) use flow_states::Reader;
 
 use crate::clock::{Clock, TokioClock};
 use crate::definition::StateMachine;
 use crate::history::{EventType, HistoryEvent};
 use crate::time;
 use engine::Engine;
-use failure::Stop;
+use failure::{Failure, Stop};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
