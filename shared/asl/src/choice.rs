@@ -4,7 +4,7 @@
 //! reports a path that is not there as [`MissingPath`], which the executor words as
 //! AWS does.
 
-use crate::definition::{Operand, Rule};
+use crate::definition::{Comparable, Op, Operand, Relation, Rule};
 use crate::intrinsics::json_eq;
 use crate::path::Path;
 use crate::time::parse_timestamp;
@@ -41,7 +41,7 @@ pub(crate) fn eval<'r>(
         Rule::Cmp(cmp) => {
             let (variable, op, operand) = (&cmp.variable, &cmp.op, &cmp.operand);
             let value = read(variable);
-            if op == "IsPresent" {
+            if *op == Op::IsPresent {
                 return Ok(value.is_some() == (operand_lit(operand) == Some(&Value::Bool(true))));
             }
             let Some(value) = value else {
@@ -51,7 +51,7 @@ pub(crate) fn eval<'r>(
                 Operand::Lit(v) => v.clone(),
                 Operand::Path(p) => read(p).ok_or(MissingPath(p))?,
             };
-            Ok(compare(op, &value, &want))
+            Ok(compare(*op, &value, &want))
         }
     }
 }
@@ -63,58 +63,55 @@ fn operand_lit(o: &Operand) -> Option<&Value> {
     }
 }
 
-fn compare(op: &str, v: &Value, want: &Value) -> bool {
+fn compare(op: Op, v: &Value, want: &Value) -> bool {
     let flag = want.as_bool() == Some(true);
     match op {
-        "IsNull" => v.is_null() == flag,
-        "IsNumeric" => v.is_number() == flag,
-        "IsString" => v.is_string() == flag,
-        "IsBoolean" => v.is_boolean() == flag,
-        "IsTimestamp" => v.as_str().and_then(parse_timestamp).is_some() == flag,
-        "BooleanEquals" => matches!((v, want), (Value::Bool(a), Value::Bool(b)) if a == b),
-        "StringMatches" => match (v, want) {
+        // Only reached with a value: `eval` answers IsPresent for an absent one.
+        Op::IsPresent => flag,
+        Op::IsNull => v.is_null() == flag,
+        Op::IsNumeric => v.is_number() == flag,
+        Op::IsString => v.is_string() == flag,
+        Op::IsBoolean => v.is_boolean() == flag,
+        Op::IsTimestamp => v.as_str().and_then(parse_timestamp).is_some() == flag,
+        Op::BooleanEquals => matches!((v, want), (Value::Bool(a), Value::Bool(b)) if a == b),
+        Op::StringMatches => match (v, want) {
             (Value::String(s), Value::String(p)) => glob(p, s),
             _ => false,
         },
-        _ => {
-            let Some(ord) = ordering(op, v, want) else {
+        Op::Compare(ty, rel) => {
+            let Some(ord) = ordering(ty, v, want) else {
                 return false;
             };
-            let rel = op
-                .trim_start_matches("String")
-                .trim_start_matches("Numeric")
-                .trim_start_matches("Timestamp");
             match rel {
-                "Equals" => ord == Ordering::Equal,
-                "LessThan" => ord == Ordering::Less,
-                "GreaterThan" => ord == Ordering::Greater,
-                "LessThanEquals" => ord != Ordering::Greater,
-                "GreaterThanEquals" => ord != Ordering::Less,
-                _ => false,
+                Relation::Equals => ord == Ordering::Equal,
+                Relation::LessThan => ord == Ordering::Less,
+                Relation::GreaterThan => ord == Ordering::Greater,
+                Relation::LessThanEquals => ord != Ordering::Greater,
+                Relation::GreaterThanEquals => ord != Ordering::Less,
             }
         }
     }
 }
 
-/// Orders `v` against `want` for the operator's type; `None` on a type mismatch
+/// Orders `v` against `want` as the operator's type; `None` on a type mismatch
 /// (AWS then simply does not match).
-fn ordering(op: &str, v: &Value, want: &Value) -> Option<Ordering> {
-    if op.starts_with("String") {
-        Some(v.as_str()?.cmp(want.as_str()?))
-    } else if op.starts_with("Numeric") {
-        if !v.is_number() {
-            return None;
+fn ordering(ty: Comparable, v: &Value, want: &Value) -> Option<Ordering> {
+    match ty {
+        Comparable::String => Some(v.as_str()?.cmp(want.as_str()?)),
+        Comparable::Numeric => {
+            if !v.is_number() {
+                return None;
+            }
+            if json_eq(v, want) {
+                return Some(Ordering::Equal);
+            }
+            v.as_f64()?.partial_cmp(&want.as_f64()?)
         }
-        if json_eq(v, want) {
-            return Some(Ordering::Equal);
+        Comparable::Timestamp => {
+            let a = parse_timestamp(v.as_str()?)?;
+            let b = parse_timestamp(want.as_str()?)?;
+            Some(a.cmp(&b))
         }
-        v.as_f64()?.partial_cmp(&want.as_f64()?)
-    } else if op.starts_with("Timestamp") {
-        let a = parse_timestamp(v.as_str()?)?;
-        let b = parse_timestamp(want.as_str()?)?;
-        Some(a.cmp(&b))
-    } else {
-        None
     }
 }
 
@@ -176,11 +173,24 @@ mod tests {
 
     #[test]
     fn numeric_and_types() {
-        assert!(compare("NumericEquals", &json!(1), &json!(1.0)));
-        assert!(!compare("NumericEquals", &json!("1"), &json!(1)));
-        assert!(compare("StringLessThan", &json!("a"), &json!("b")));
+        let op = |ty, rel| Op::Compare(ty, rel);
         assert!(compare(
-            "TimestampLessThan",
+            op(Comparable::Numeric, Relation::Equals),
+            &json!(1),
+            &json!(1.0)
+        ));
+        assert!(!compare(
+            op(Comparable::Numeric, Relation::Equals),
+            &json!("1"),
+            &json!(1)
+        ));
+        assert!(compare(
+            op(Comparable::String, Relation::LessThan),
+            &json!("a"),
+            &json!("b")
+        ));
+        assert!(compare(
+            op(Comparable::Timestamp, Relation::LessThan),
             &json!("2020-01-01T00:00:00Z"),
             &json!("2020-01-01T00:00:01+00:00")
         ));

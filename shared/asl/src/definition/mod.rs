@@ -23,8 +23,8 @@ mod parser;
 mod validate;
 
 pub(crate) use model::{
-    Catcher, ChoiceBranch, Expr, Graph, IntOrPath, Kind, MapSpec, NumOrPath, Operand, PathField,
-    Rule, State, StrOrExpr, Template, TemplateField, WaitFor,
+    Catcher, ChoiceBranch, Comparable, Expr, Graph, IntOrPath, Kind, MapSpec, NumOrPath, Op,
+    Operand, PathField, Relation, Rule, State, StrOrExpr, Template, TemplateField, WaitFor,
 };
 
 use parser::Cx;

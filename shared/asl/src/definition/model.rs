@@ -72,9 +72,45 @@ pub(crate) enum Rule {
 #[derive(Debug, Clone)]
 pub(crate) struct Comparison {
     pub variable: Path,
-    pub op: String,
+    /// The operator, without its `Path` suffix: `StringEqualsPath` is
+    /// `Op::Compare(String, Equals)` with an `Operand::Path`.
+    pub op: Op,
     /// Literal operand or, for `…Path` operators, the path to read it from.
     pub operand: Operand,
+}
+
+/// A choice rule's comparison operator, parsed once when the definition is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    IsPresent,
+    IsNull,
+    IsNumeric,
+    IsString,
+    IsBoolean,
+    IsTimestamp,
+    BooleanEquals,
+    StringMatches,
+    /// `StringEquals`, `NumericLessThan`, `TimestampGreaterThanEquals`…: orders the
+    /// value against the operand as the given type.
+    Compare(Comparable, Relation),
+}
+
+/// The types the ordering operators compare as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparable {
+    String,
+    Numeric,
+    Timestamp,
+}
+
+/// `Equals`, `LessThan`… of the ordering operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    Equals,
+    LessThan,
+    GreaterThan,
+    LessThanEquals,
+    GreaterThanEquals,
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! `Default`; rules nest through `And`, `Or` and `Not` down to comparisons of a
 //! `Variable` with a literal or, for the `…Path` operators, another path.
 
-use super::model::{ChoiceBranch, Comparison, Kind, Operand, Rule};
+use super::model::{ChoiceBranch, Comparable, Comparison, Kind, Op, Operand, Relation, Rule};
 use super::parser::{loc, Cx};
 use crate::path::Path;
 use serde_json::{Map, Value};
@@ -132,31 +132,11 @@ impl Cx {
                 };
                 let base = op.strip_suffix("Path").unwrap_or(op);
                 let is_path = base != op;
-                let expect = match base {
-                    "StringEquals"
-                    | "StringLessThan"
-                    | "StringGreaterThan"
-                    | "StringLessThanEquals"
-                    | "StringGreaterThanEquals"
-                    | "StringMatches"
-                    | "TimestampEquals"
-                    | "TimestampLessThan"
-                    | "TimestampGreaterThan"
-                    | "TimestampLessThanEquals"
-                    | "TimestampGreaterThanEquals" => "string",
-                    "NumericEquals"
-                    | "NumericLessThan"
-                    | "NumericGreaterThan"
-                    | "NumericLessThanEquals"
-                    | "NumericGreaterThanEquals" => "number",
-                    "BooleanEquals" | "IsNull" | "IsPresent" | "IsNumeric" | "IsString"
-                    | "IsBoolean" | "IsTimestamp" => "boolean",
-                    _ => {
-                        self.err(format!("{at}: unknown comparison operator '{op}'"));
-                        return None;
-                    }
+                let Some(cmp_op) = parse_op(base) else {
+                    self.err(format!("{at}: unknown comparison operator '{op}'"));
+                    return None;
                 };
-                if is_path && (base.starts_with("Is") || base == "StringMatches") {
+                if is_path && !has_path_form(cmp_op) {
                     self.err(format!("{at}: unknown comparison operator '{op}'"));
                     return None;
                 }
@@ -173,6 +153,7 @@ impl Cx {
                         }
                     }
                 } else {
+                    let expect = literal_type(cmp_op);
                     let ok = match expect {
                         "string" => arg.is_string(),
                         "number" => arg.is_number(),
@@ -182,7 +163,7 @@ impl Cx {
                         self.err(format!("{at}.{op}: must be a {expect}, got {arg}"));
                         return None;
                     }
-                    if base.starts_with("Timestamp")
+                    if matches!(cmp_op, Op::Compare(Comparable::Timestamp, _))
                         && crate::time::parse_timestamp(arg.as_str().unwrap_or_default()).is_none()
                     {
                         self.err(format!("{at}.{op}: {arg} is not an ISO-8601 timestamp"));
@@ -192,10 +173,127 @@ impl Cx {
                 };
                 Some(Rule::Cmp(Box::new(Comparison {
                     variable,
-                    op: base.to_string(),
+                    op: cmp_op,
                     operand,
                 })))
             }
         }
+    }
+}
+
+/// Every comparison operator by name (without the `Path` suffix).
+const OPERATORS: &[(&str, Op)] = &[
+    ("IsPresent", Op::IsPresent),
+    ("IsNull", Op::IsNull),
+    ("IsNumeric", Op::IsNumeric),
+    ("IsString", Op::IsString),
+    ("IsBoolean", Op::IsBoolean),
+    ("IsTimestamp", Op::IsTimestamp),
+    ("BooleanEquals", Op::BooleanEquals),
+    ("StringMatches", Op::StringMatches),
+    (
+        "StringEquals",
+        Op::Compare(Comparable::String, Relation::Equals),
+    ),
+    (
+        "StringLessThan",
+        Op::Compare(Comparable::String, Relation::LessThan),
+    ),
+    (
+        "StringGreaterThan",
+        Op::Compare(Comparable::String, Relation::GreaterThan),
+    ),
+    (
+        "StringLessThanEquals",
+        Op::Compare(Comparable::String, Relation::LessThanEquals),
+    ),
+    (
+        "StringGreaterThanEquals",
+        Op::Compare(Comparable::String, Relation::GreaterThanEquals),
+    ),
+    (
+        "NumericEquals",
+        Op::Compare(Comparable::Numeric, Relation::Equals),
+    ),
+    (
+        "NumericLessThan",
+        Op::Compare(Comparable::Numeric, Relation::LessThan),
+    ),
+    (
+        "NumericGreaterThan",
+        Op::Compare(Comparable::Numeric, Relation::GreaterThan),
+    ),
+    (
+        "NumericLessThanEquals",
+        Op::Compare(Comparable::Numeric, Relation::LessThanEquals),
+    ),
+    (
+        "NumericGreaterThanEquals",
+        Op::Compare(Comparable::Numeric, Relation::GreaterThanEquals),
+    ),
+    (
+        "TimestampEquals",
+        Op::Compare(Comparable::Timestamp, Relation::Equals),
+    ),
+    (
+        "TimestampLessThan",
+        Op::Compare(Comparable::Timestamp, Relation::LessThan),
+    ),
+    (
+        "TimestampGreaterThan",
+        Op::Compare(Comparable::Timestamp, Relation::GreaterThan),
+    ),
+    (
+        "TimestampLessThanEquals",
+        Op::Compare(Comparable::Timestamp, Relation::LessThanEquals),
+    ),
+    (
+        "TimestampGreaterThanEquals",
+        Op::Compare(Comparable::Timestamp, Relation::GreaterThanEquals),
+    ),
+];
+
+/// The operator named `name` (a comparison key without its `Path` suffix).
+fn parse_op(name: &str) -> Option<Op> {
+    OPERATORS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, op)| op)
+}
+
+/// Whether `op` also has a `…Path` form (the type tests and `StringMatches` do not).
+fn has_path_form(op: Op) -> bool {
+    matches!(op, Op::BooleanEquals | Op::Compare(..))
+}
+
+/// What a literal operand of `op` must be: "string", "number" or "boolean".
+fn literal_type(op: Op) -> &'static str {
+    match op {
+        Op::StringMatches | Op::Compare(Comparable::String | Comparable::Timestamp, _) => "string",
+        Op::Compare(Comparable::Numeric, _) => "number",
+        Op::BooleanEquals
+        | Op::IsPresent
+        | Op::IsNull
+        | Op::IsNumeric
+        | Op::IsString
+        | Op::IsBoolean
+        | Op::IsTimestamp => "boolean",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_parse_by_name() {
+        assert_eq!(parse_op("IsPresent"), Some(Op::IsPresent));
+        assert_eq!(
+            parse_op("NumericLessThanEquals"),
+            Some(Op::Compare(Comparable::Numeric, Relation::LessThanEquals))
+        );
+        assert_eq!(parse_op("TimestampMatches"), None);
+        assert_eq!(parse_op("StringEqualsPath"), None);
+        assert_eq!(OPERATORS.len(), 23);
     }
 }
