@@ -1,17 +1,29 @@
 //! Choice rule evaluation.
+//!
+//! The evaluator knows nothing of the executor: it reads paths through a closure and
+//! reports a path that is not there as [`MissingPath`], which the executor words as
+//! AWS does.
 
-use crate::definition::{Operand, Rule};
-use crate::exec::{Failure as ChoiceFailure, Reader, Run as StateRun};
+use crate::definition::{Comparable, Op, Operand, Relation, Rule};
 use crate::intrinsics::json_eq;
+use crate::path::Path;
 use crate::time::parse_timestamp;
 use serde_json::Value;
 use std::cmp::Ordering;
 
-pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, ChoiceFailure> {
+/// A path a rule compares (its `Variable` or a `…Path` operand) that does not exist.
+#[derive(Debug)]
+pub(crate) struct MissingPath<'r>(pub &'r Path);
+
+/// Whether `rule` matches; `read` gives a path's value, `None` when there is none.
+pub(crate) fn eval<'r>(
+    rule: &'r Rule,
+    read: &dyn Fn(&Path) -> Option<Value>,
+) -> Result<bool, MissingPath<'r>> {
     match rule {
         Rule::And(rs) => {
             for x in rs {
-                if !eval(x, r, run)? {
+                if !eval(x, read)? {
                     return Ok(false);
                 }
             }
@@ -19,27 +31,27 @@ pub(crate) fn eval(rule: &Rule, r: &Reader, run: &StateRun) -> Result<bool, Choi
         }
         Rule::Or(rs) => {
             for x in rs {
-                if eval(x, r, run)? {
+                if eval(x, read)? {
                     return Ok(true);
                 }
             }
             Ok(false)
         }
-        Rule::Not(x) => Ok(!eval(x, r, run)?),
+        Rule::Not(x) => Ok(!eval(x, read)?),
         Rule::Cmp(cmp) => {
             let (variable, op, operand) = (&cmp.variable, &cmp.op, &cmp.operand);
-            let value = r.get(variable);
-            if op == "IsPresent" {
+            let value = read(variable);
+            if *op == Op::IsPresent {
                 return Ok(value.is_some() == (operand_lit(operand) == Some(&Value::Bool(true))));
             }
             let Some(value) = value else {
-                return Err(run.choice_missing(variable));
+                return Err(MissingPath(variable));
             };
             let want = match operand {
                 Operand::Lit(v) => v.clone(),
-                Operand::Path(p) => r.get(p).ok_or_else(|| run.choice_missing(p))?,
+                Operand::Path(p) => read(p).ok_or(MissingPath(p))?,
             };
-            Ok(compare(op, &value, &want))
+            Ok(compare(*op, &value, &want))
         }
     }
 }
@@ -51,58 +63,55 @@ fn operand_lit(o: &Operand) -> Option<&Value> {
     }
 }
 
-fn compare(op: &str, v: &Value, want: &Value) -> bool {
+fn compare(op: Op, v: &Value, want: &Value) -> bool {
     let flag = want.as_bool() == Some(true);
     match op {
-        "IsNull" => v.is_null() == flag,
-        "IsNumeric" => v.is_number() == flag,
-        "IsString" => v.is_string() == flag,
-        "IsBoolean" => v.is_boolean() == flag,
-        "IsTimestamp" => v.as_str().and_then(parse_timestamp).is_some() == flag,
-        "BooleanEquals" => matches!((v, want), (Value::Bool(a), Value::Bool(b)) if a == b),
-        "StringMatches" => match (v, want) {
+        // Only reached with a value: `eval` answers IsPresent for an absent one.
+        Op::IsPresent => flag,
+        Op::IsNull => v.is_null() == flag,
+        Op::IsNumeric => v.is_number() == flag,
+        Op::IsString => v.is_string() == flag,
+        Op::IsBoolean => v.is_boolean() == flag,
+        Op::IsTimestamp => v.as_str().and_then(parse_timestamp).is_some() == flag,
+        Op::BooleanEquals => matches!((v, want), (Value::Bool(a), Value::Bool(b)) if a == b),
+        Op::StringMatches => match (v, want) {
             (Value::String(s), Value::String(p)) => glob(p, s),
             _ => false,
         },
-        _ => {
-            let Some(ord) = ordering(op, v, want) else {
+        Op::Compare(ty, rel) => {
+            let Some(ord) = ordering(ty, v, want) else {
                 return false;
             };
-            let rel = op
-                .trim_start_matches("String")
-                .trim_start_matches("Numeric")
-                .trim_start_matches("Timestamp");
             match rel {
-                "Equals" => ord == Ordering::Equal,
-                "LessThan" => ord == Ordering::Less,
-                "GreaterThan" => ord == Ordering::Greater,
-                "LessThanEquals" => ord != Ordering::Greater,
-                "GreaterThanEquals" => ord != Ordering::Less,
-                _ => false,
+                Relation::Equals => ord == Ordering::Equal,
+                Relation::LessThan => ord == Ordering::Less,
+                Relation::GreaterThan => ord == Ordering::Greater,
+                Relation::LessThanEquals => ord != Ordering::Greater,
+                Relation::GreaterThanEquals => ord != Ordering::Less,
             }
         }
     }
 }
 
-/// Orders `v` against `want` for the operator's type; `None` on a type mismatch
+/// Orders `v` against `want` as the operator's type; `None` on a type mismatch
 /// (AWS then simply does not match).
-fn ordering(op: &str, v: &Value, want: &Value) -> Option<Ordering> {
-    if op.starts_with("String") {
-        Some(v.as_str()?.cmp(want.as_str()?))
-    } else if op.starts_with("Numeric") {
-        if !v.is_number() {
-            return None;
+fn ordering(ty: Comparable, v: &Value, want: &Value) -> Option<Ordering> {
+    match ty {
+        Comparable::String => Some(v.as_str()?.cmp(want.as_str()?)),
+        Comparable::Numeric => {
+            if !v.is_number() {
+                return None;
+            }
+            if json_eq(v, want) {
+                return Some(Ordering::Equal);
+            }
+            v.as_f64()?.partial_cmp(&want.as_f64()?)
         }
-        if json_eq(v, want) {
-            return Some(Ordering::Equal);
+        Comparable::Timestamp => {
+            let a = parse_timestamp(v.as_str()?)?;
+            let b = parse_timestamp(want.as_str()?)?;
+            Some(a.cmp(&b))
         }
-        v.as_f64()?.partial_cmp(&want.as_f64()?)
-    } else if op.starts_with("Timestamp") {
-        let a = parse_timestamp(v.as_str()?)?;
-        let b = parse_timestamp(want.as_str()?)?;
-        Some(a.cmp(&b))
-    } else {
-        None
     }
 }
 
@@ -164,11 +173,24 @@ mod tests {
 
     #[test]
     fn numeric_and_types() {
-        assert!(compare("NumericEquals", &json!(1), &json!(1.0)));
-        assert!(!compare("NumericEquals", &json!("1"), &json!(1)));
-        assert!(compare("StringLessThan", &json!("a"), &json!("b")));
+        let op = |ty, rel| Op::Compare(ty, rel);
         assert!(compare(
-            "TimestampLessThan",
+            op(Comparable::Numeric, Relation::Equals),
+            &json!(1),
+            &json!(1.0)
+        ));
+        assert!(!compare(
+            op(Comparable::Numeric, Relation::Equals),
+            &json!("1"),
+            &json!(1)
+        ));
+        assert!(compare(
+            op(Comparable::String, Relation::LessThan),
+            &json!("a"),
+            &json!("b")
+        ));
+        assert!(compare(
+            op(Comparable::Timestamp, Relation::LessThan),
             &json!("2020-01-01T00:00:00Z"),
             &json!("2020-01-01T00:00:01+00:00")
         ));

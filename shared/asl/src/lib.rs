@@ -53,6 +53,11 @@
 //! - [`InstantClock`] never lets a Task timeout fire: no virtual time passes while a
 //!   handler runs. A handler can report `States.Timeout` itself.
 
+// Where things are: `definition` parses and validates a definition into the model
+// the executor walks; `exec` runs it (public API in exec/mod.rs, one file per family
+// of state types); `choice` evaluates Choice rules; `intrinsics` parses and evaluates
+// `States.*` calls; `path` reads and writes JSONPath; `clock`, `history` and `time`
+// are the clock, the history events and timestamp helpers.
 mod choice;
 mod clock;
 mod definition;
