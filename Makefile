@@ -15,9 +15,10 @@ PY := $(VENV)/bin/python
 NODE_TOOLS := $(ROOT)/.ci/node_modules/.bin
 REGION ?= us-east-1
 # The functions, as SAM logical id = binary (= package) name.
-FUNCTIONS := VersionCheckFunction=version-check DropFksFunction=drop-fks StartDmsFunction=start-dms \
-             PollDmsFunction=poll-dms RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences \
-             TriggerFunction=trigger
+FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
+             DropFksFunction=drop-fks StartDmsFunction=start-dms PollDmsFunction=poll-dms \
+             RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences TriggerFunction=trigger
+BINARIES := $(foreach f,$(FUNCTIONS),--bin $(word 2,$(subst =, ,$(f))))
 
 .PHONY: help
 help: ## list targets
@@ -69,11 +70,11 @@ bench: postgres ## benchmarks against the alternatives; writes BENCHMARKS.md
 
 # ---------------------------------------------------------------- AWS
 .PHONY: build deploy lint validate
-build: tools ## sam build: seven arm64 bootstrap binaries (offline)
+build: tools ## sam build: the functions' arm64 bootstrap binaries (offline)
 	PATH="$(VENV)/bin:$$PATH" sam build --template template.yaml --build-in-source
 	@for f in $(FUNCTIONS); do id=$${f%%=*}; \
 	  file .aws-sam/build/$$id/bootstrap | grep -q 'ARM aarch64' || { echo "$$id: not an arm64 executable"; exit 1; }; \
-	done; echo "sam build: 7 arm64 bootstrap executables"
+	done; echo "sam build: $(words $(FUNCTIONS)) arm64 bootstrap executables"
 
 deploy: build ## sam deploy (CONFIG_ENV=staging|production picks a samconfig environment)
 	PATH="$(VENV)/bin:$$PATH" sam deploy --config-env $(or $(CONFIG_ENV),default)
@@ -87,11 +88,13 @@ lint: tools ## cfn-lint, sam validate, asl-validator, statelint, checkov
 	$(VENV)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 # One target per function, called by `sam build` (BuildMethod: makefile).
-# SAM passes ARTIFACTS_DIR; the binary is cross-built for Lambda's arm64 with zig.
+# SAM passes ARTIFACTS_DIR. Every target asks cargo for all the binaries at
+# once: the first call cross-builds them together for Lambda's arm64 (shared
+# dependencies compiled once), the others find them built and only copy.
 define build_function
 .PHONY: build-$(1)
 build-$(1):
-	PATH="$(VENV)/bin:$$$$PATH" cargo lambda build --release --arm64 --bin $(2) --manifest-path $(ROOT)/Cargo.toml
+	PATH="$(VENV)/bin:$$$$PATH" cargo lambda build --release --arm64 $(BINARIES) --manifest-path $(ROOT)/Cargo.toml
 	cp $(CARGO_TARGET_DIR)/lambda/$(2)/bootstrap $$(ARTIFACTS_DIR)/bootstrap
 endef
 $(foreach f,$(FUNCTIONS),$(eval $(call build_function,$(word 1,$(subst =, ,$(f))),$(word 2,$(subst =, ,$(f))))))

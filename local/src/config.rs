@@ -21,6 +21,13 @@ pub const LOCAL_POLL: PollConfig = PollConfig {
     max_duration: Duration::from_secs(6 * 3600),
 };
 
+/// The region local execution ARNs carry: an execution of another region is
+/// not a local run's to judge.
+pub const LOCAL_REGION: &str = "local";
+
+/// Mappings that select every user table (what `--table-mappings` defaults to).
+pub const ALL_TABLES: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "all", "object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}]}"#;
+
 /// The definition with local ARNs in place of the template's substitutions.
 pub fn local_definition() -> Result<String, StepError> {
     naming::substitute(DEFINITION, LOCAL)
@@ -42,6 +49,8 @@ pub struct RunConfig {
     pub target: DbConfig,
     pub versions: Versions,
     pub selection: Selection,
+    /// The mappings' JSON text, as a DMS task would hold it (`None`: every user table).
+    pub table_mappings: Option<String>,
     pub orphan_policy: OrphanPolicy,
     pub parallelism: usize,
     /// Real seconds per state-machine second (Wait states, retries).

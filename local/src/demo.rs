@@ -197,6 +197,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         target: staging_cfg.clone(),
         versions: Versions::Dir(versions.clone()),
         selection: selection.clone(),
+        table_mappings: Some(TABLE_MAPPINGS.into()),
         orphan_policy: dbsync_db::fks::OrphanPolicy::Fail,
         parallelism: 4,
         time_scale: 0.05,

@@ -137,12 +137,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The `--table-mappings` file's text, if given.
+fn mappings(args: &SyncArgs) -> Result<Option<String>, StepError> {
+    args.table_mappings
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|e| {
+                StepError::Configuration(format!("cannot read {}: {e}", path.display()))
+            })
+        })
+        .transpose()
+}
+
 fn selection(args: &SyncArgs) -> Result<Selection, StepError> {
-    match &args.table_mappings {
+    match mappings(args)? {
         None => Ok(Selection::all()),
-        Some(path) => Selection::from_json(&std::fs::read_to_string(path).map_err(|e| {
-            StepError::Configuration(format!("cannot read {}: {e}", path.display()))
-        })?),
+        Some(text) => Selection::from_json(&text),
     }
 }
 
@@ -176,6 +186,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 target: url(&target)?,
                 versions,
                 selection: selection(&sync)?,
+                table_mappings: mappings(&sync)?,
                 orphan_policy: sync.orphan_policy.parse::<OrphanPolicy>()?,
                 parallelism,
                 time_scale: 0.05,

@@ -69,6 +69,10 @@ impl Progress {
 fn summarize(state: &str, output: &Value) -> String {
     // Where each state keeps its result (its ResultPath in the definition).
     let at = match state {
+        "Preflight" => "preflight",
+        "AcquireLease" | "TakeOverLease" => "lease",
+        "StopReplication" => "stop",
+        "FixSequencesAfterFailure" => "sequencesAfterFailure",
         "CheckSchemaVersions" => "versions",
         "DropForeignKeys" => "dropFks",
         "StartReplication" | "PollReplication" => "replication",
@@ -84,6 +88,24 @@ fn summarize(state: &str, output: &Value) -> String {
             .unwrap_or(Value::Null)
     };
     match state {
+        "Preflight" => {
+            let warnings = r("warnings").as_array().map_or(0, Vec::len);
+            format!(
+                "DMS task fit for a sync; {warnings} warning(s){}",
+                if warnings > 0 { " (see --json)" } else { "" }
+            )
+        }
+        "AcquireLease" | "TakeOverLease" => {
+            if r("done") == Value::Bool(true) {
+                format!("run lease taken; {} tables selected", r("tables"))
+            } else {
+                format!("held by {}", r("holder").as_str().unwrap_or("?"))
+            }
+        }
+        "StopReplication" => format!("task {}", r("status").as_str().unwrap_or("?")),
+        "FixSequencesAfterFailure" => {
+            format!("{} sequences, {} moved", r("sequences"), r("changed"))
+        }
         "CheckSchemaVersions" => format!(
             "production {} / staging {}",
             r("prodVersion"),

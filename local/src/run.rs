@@ -39,11 +39,15 @@ pub async fn run_sync(
         let steps = steps.clone();
         async move { steps.invoke(req).await }
     };
-    let opts = RunOptions::default()
-        .with_execution_name(&name)
-        .with_state_machine_name("dbsync-local")
-        .with_clock(Arc::new(ScaledClock::new(cfg.time_scale)))
-        .with_observer(observer);
+    let opts = RunOptions {
+        region: crate::config::LOCAL_REGION.into(),
+        account: "000000000000".into(),
+        ..RunOptions::default()
+    }
+    .with_execution_name(&name)
+    .with_state_machine_name("dbsync-local")
+    .with_clock(Arc::new(ScaledClock::new(cfg.time_scale)))
+    .with_observer(observer);
     Ok(run(
         &machine,
         json!({"source": "local", "time": name}),

@@ -10,12 +10,45 @@ use dbsync_db::{
 };
 use dbsync_replicate::{LocalReplicator, ReplicateOptions};
 use dbsync_workflow::{
-    steps::{poll_dms, start_dms, version_check},
+    ports::{EndpointInfo, InspectTask, TaskConfig, TaskStatus},
+    steps::{poll_dms, preflight, start_dms, version_check},
     StepError,
 };
 use serde_json::{json, Value};
 
-use crate::config::{RunConfig, Versions, LOCAL_POLL, LOCAL_TASK_ARN};
+use crate::config::{RunConfig, Versions, ALL_TABLES, LOCAL_POLL, LOCAL_REGION, LOCAL_TASK_ARN};
+
+/// What preflight sees of the local "task": a full load with
+/// TRUNCATE_BEFORE_LOAD (what the local replicator does), the run's mappings,
+/// and the target database as its endpoint.
+struct LocalTask {
+    table_mappings: String,
+    target: DbConfig,
+}
+
+impl InspectTask for LocalTask {
+    async fn task_config(&self, _task: &str) -> Result<TaskConfig, StepError> {
+        Ok(TaskConfig {
+            status: TaskStatus::Ready,
+            migration_type: "full-load".into(),
+            settings: json!({"FullLoadSettings": {"TargetTablePrepMode": "TRUNCATE_BEFORE_LOAD"}}),
+            table_mappings: Some(self.table_mappings.clone()),
+            source_endpoint_arn: Some("local:source".into()),
+            target_endpoint_arn: Some("local:target".into()),
+        })
+    }
+
+    async fn endpoint(&self, arn: &str) -> Result<EndpointInfo, StepError> {
+        Ok(EndpointInfo {
+            arn: arn.to_owned(),
+            engine: Some("postgres".into()),
+            server: self.target.host(),
+            port: self.target.port().map(i32::from),
+            database: self.target.database(),
+            after_connect_script: None,
+        })
+    }
+}
 
 /// Where SNS publishes go in local mode: (subject, message).
 pub type Notifier = Box<dyn Fn(&str, &str) + Send + Sync>;
@@ -23,6 +56,7 @@ pub type Notifier = Box<dyn Fn(&str, &str) + Send + Sync>;
 /// The in-process "Lambdas" of a local run.
 pub struct LocalSteps {
     env: StepEnv,
+    task: LocalTask,
     source: DbConfig,
     versions: Versions,
     replicator: LocalReplicator,
@@ -34,10 +68,22 @@ impl LocalSteps {
         Self {
             env: StepEnv {
                 db: Db::new(cfg.target.clone().with_application_name("dbsync-local")),
+                // Local runs reach production: the lease step checks it answers before any change.
+                source: Some(Db::new(
+                    cfg.source.clone().with_application_name("dbsync-local"),
+                )),
+                lease_ttl: dbsync_db::lease::DEFAULT_TTL,
                 selection: cfg.selection.clone(),
                 timeouts: Timeouts::default(),
                 orphan_policy: cfg.orphan_policy,
                 margin: Duration::from_secs(15),
+            },
+            task: LocalTask {
+                table_mappings: cfg
+                    .table_mappings
+                    .clone()
+                    .unwrap_or_else(|| ALL_TABLES.into()),
+                target: cfg.target.clone(),
             },
             source: cfg.source.clone(),
             versions: cfg.versions.clone(),
@@ -74,6 +120,19 @@ impl LocalSteps {
                     )),
                 }
             }
+            "arn:aws:states:::aws-sdk:sfn:describeExecution" => {
+                // Only local runs are judged here, and this process holds the
+                // target's run lock: another local execution cannot be alive.
+                let arn = req.input["ExecutionArn"].as_str().unwrap_or_default();
+                let this = req.context["Execution"]["Id"].as_str().unwrap_or_default();
+                let local = arn.split(':').nth(3) == Some(LOCAL_REGION);
+                let status = if arn == this || !local {
+                    "RUNNING"
+                } else {
+                    "ABORTED"
+                };
+                Ok(json!({"ExecutionArn": arn, "Status": status}))
+            }
             "arn:aws:states:::sns:publish" => {
                 let subject = req.input["Subject"].as_str().unwrap_or_default();
                 let message = req.input["Message"].as_str().unwrap_or_default();
@@ -98,6 +157,8 @@ impl LocalSteps {
         // Lambda limits: restore may use 15 minutes, the others get 5.
         let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.env.margin);
         match step {
+            "preflight" => out(preflight::handle(&self.task, LOCAL_TASK_ARN, payload).await),
+            "lease" => out(db_steps::lease(&self.env, payload, budget(60)).await),
             "version-check" => out(self.version_check(payload).await),
             "drop-fks" => out(db_steps::drop_fks(&self.env, payload, budget(300)).await),
             "start-dms" => {

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
         async {
             let config = ReplicationConfig::from_env()?;
-            let task = DmsTask::from_conf(&sdk_config().await).with_row_counts();
+            let task = DmsTask::from_conf(&sdk_config().await).with_table_statistics();
             Ok((config, task))
         },
         |(config, task), event, _deadline| {

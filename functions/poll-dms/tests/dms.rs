@@ -30,7 +30,7 @@ fn client(rules: &[&Rule]) -> DmsTask {
             dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
         )
     ))
-    .with_row_counts()
+    .with_table_statistics()
 }
 
 fn describe(task: Task) -> Rule {
@@ -207,16 +207,194 @@ async fn failed_with_a_message_fails_with_it() {
         e.to_string().contains("Stream component failed") && e.to_string().contains("failed"),
         "{e}"
     );
+}
 
-    // A failure message on an otherwise finished task is not success either.
-    let e = failure(Task {
+#[tokio::test]
+async fn a_failure_message_left_by_an_earlier_run_does_not_fail_a_good_one() {
+    // DMS keeps LastFailureMessage after later runs succeed.
+    let (d, t) = (
+        describe(Task {
+            stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
+            failure: Some("Last Error Task 'X' was suspended after 9 successive recovery failures"),
+            started_secs_ago: Some(300),
+            percent: 100,
+            loaded: 2,
+            ..Task::new("stopped")
+        }),
+        table_stats(),
+    );
+    let out = poll(&client(&[&d, &t]), event(300)).await.unwrap();
+    assert_eq!(out["status"], "succeeded");
+}
+
+fn table_in(state: &'static str, validation: &'static str) -> Rule {
+    mock!(Client::describe_table_statistics).then_output(move || {
+        DescribeTableStatisticsOutput::builder()
+            .table_statistics(
+                TableStatistics::builder()
+                    .schema_name("app")
+                    .table_name("good")
+                    .table_state("Table completed")
+                    .validation_state("Validated")
+                    .full_load_rows(10)
+                    .build(),
+            )
+            .table_statistics(
+                TableStatistics::builder()
+                    .schema_name("app")
+                    .table_name("bad")
+                    .table_state(state)
+                    .validation_state(validation)
+                    .full_load_rows(3)
+                    .build(),
+            )
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn tables_in_error_cancelled_or_failing_validation_fail_the_run_by_name() {
+    for (state, validation, want) in [
+        ("Table error", "Not enabled", "app.bad: Table error"),
+        ("Table cancelled", "Not enabled", "app.bad: Table cancelled"),
+        (
+            "Table completed",
+            "Mismatched records",
+            "app.bad: validation: Mismatched records",
+        ),
+    ] {
+        let (d, t) = (
+            describe(Task {
+                stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
+                started_secs_ago: Some(300),
+                percent: 100,
+                ..Task::new("stopped")
+            }),
+            table_in(state, validation),
+        );
+        let e = poll(&client(&[&d, &t]), event(300)).await.unwrap_err();
+        assert_eq!(e.name(), "ReplicationFailed");
+        assert!(
+            e.to_string().contains(want) && !e.to_string().contains("app.good"),
+            "{e}"
+        );
+    }
+}
+
+async fn poll_in(
+    task: &DmsTask,
+    mode: &str,
+    execution_started_ago: u64,
+    replication: Value,
+) -> Result<Value, StepError> {
+    let event = json!({
+        "execution": "sync-x",
+        "executionStartTime": dbsync_aws::testing::execution_started(execution_started_ago),
+        "mode": mode,
+        "replication": replication,
+    });
+    poll_dms::handle(task, TASK, &PollConfig::default(), event)
+        .await
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+#[tokio::test]
+async fn only_a_run_of_this_execution_can_succeed() {
+    // The task shows its previous (finished) run: this execution's start has not shown yet.
+    let previous = || Task {
         stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
-        failure: Some("Last Error Task 'X' was suspended after 9 successive recovery failures"),
+        started_secs_ago: Some(3600),
         percent: 100,
         ..Task::new("stopped")
-    })
-    .await;
+    };
+    let (d, t) = (describe(previous()), table_stats());
+    let out = poll_in(&client(&[&d, &t]), "poll", 40, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "running", "within the start's grace: wait");
+    let (d, t) = (describe(previous()), table_stats());
+    let e = poll_in(&client(&[&d, &t]), "poll", 600, json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(e.name(), "ReplicationFailed");
+    assert!(
+        e.to_string().contains("before this execution started"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn stop_mode_stops_a_running_task_and_waits_until_it_has() {
+    let d = mock!(Client::describe_replication_tasks)
+        .sequence()
+        .output(|| {
+            Task {
+                started_secs_ago: Some(100),
+                percent: 30,
+                ..Task::new("running")
+            }
+            .output()
+        })
+        .output(|| {
+            Task {
+                started_secs_ago: Some(130),
+                ..Task::new("stopping")
+            }
+            .output()
+        })
+        .output(|| {
+            Task {
+                stop_reason: Some("Stop Reason STOPPED_BY_USER"),
+                started_secs_ago: Some(160),
+                ..Task::new("stopped")
+            }
+            .output()
+        })
+        .build();
+    let (s, t) = (stop(), table_stats());
+    let task = client(&[&d, &s, &t]);
+    let first = poll_in(&task, "stop", 200, json!({"polls": 0}))
+        .await
+        .unwrap();
+    assert_eq!(first["status"], "stopping");
+    assert!(first["waitSeconds"].as_u64().unwrap() >= 5, "{first}");
+    assert_eq!(s.num_calls(), 1, "asked to stop");
+    let second = poll_in(&task, "stop", 230, first).await.unwrap();
+    assert_eq!(second["status"], "stopping");
+    assert_eq!(
+        s.num_calls(),
+        1,
+        "asked once: a stopping task is left to stop"
+    );
+    let third = poll_in(&task, "stop", 260, second).await.unwrap();
+    assert_eq!(third["status"], "stopped");
+    assert_eq!(third["waitSeconds"], 0);
+
+    // A task that never stops: bounded.
+    let (d, s) = (
+        describe(Task {
+            started_secs_ago: Some(100),
+            ..Task::new("stopping")
+        }),
+        stop(),
+    );
+    let e = poll_in(
+        &client(&[&d, &s]),
+        "stop",
+        4000,
+        json!({"polls": poll_dms::MAX_STOP_POLLS}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ReplicationStillRunning");
+
+    // Nothing running: stopped at once, nothing sent.
+    let (d, s) = (describe(Task::new("ready")), stop());
+    let out = poll_in(&client(&[&d, &s]), "stop", 10, json!({"polls": 0}))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "stopped");
+    assert_eq!(s.num_calls(), 0);
 }
 
 #[tokio::test]

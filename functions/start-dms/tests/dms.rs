@@ -207,3 +207,91 @@ async fn throttling_is_retried_by_the_sdk() {
     assert_eq!(e.name(), "AwsTransientError");
     assert_eq!(d.num_calls(), dbsync_aws::MAX_ATTEMPTS as usize);
 }
+
+async fn run_in(
+    task: &DmsTask,
+    execution_started_ago: u64,
+) -> Result<serde_json::Value, dbsync_workflow::StepError> {
+    let event = serde_json::json!({
+        "execution": "sync-x",
+        "executionStartTime": dbsync_aws::testing::execution_started(execution_started_ago),
+    });
+    start_dms::handle(task, TASK, &PollConfig::default(), event)
+        .await
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+#[tokio::test]
+async fn a_run_this_execution_started_counts_as_started() {
+    // A retry after the first attempt's answer was lost: the task already runs this execution's load.
+    let (d, s, r) = (
+        describe(Task {
+            started_secs_ago: Some(10),
+            ..Task::new("running")
+        }),
+        start_ok(Kind::StartReplication),
+        start_ok(Kind::ReloadTarget),
+    );
+    let out = run_in(&client(&[&d, &s, &r]), 60).await.unwrap();
+    assert_eq!((s.num_calls(), r.num_calls()), (0, 0), "not started twice");
+    assert_eq!(out["status"], "starting");
+    let started = out["startedAt"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now - 12..=now - 8).contains(&started),
+        "the run's own start time: {out}"
+    );
+
+    // The same task running since before this execution is someone else's load.
+    let d = describe(Task {
+        started_secs_ago: Some(600),
+        ..Task::new("running")
+    });
+    let e = run_in(&client(&[&d]), 60).await.unwrap_err();
+    assert_eq!(e.name(), "ReplicationAlreadyRunning");
+}
+
+#[tokio::test]
+async fn an_ambiguous_start_that_took_effect_is_a_start() {
+    // DMS accepted the start, the answer was a 5xx, the SDK's retries were refused
+    // ("already starting"): look again instead of failing into compensation.
+    let d = mock!(Client::describe_replication_tasks)
+        .sequence()
+        .output(|| {
+            Task {
+                stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
+                started_secs_ago: Some(86_400),
+                ..Task::new("stopped")
+            }
+            .output()
+        })
+        .output(|| {
+            Task {
+                started_secs_ago: Some(1),
+                ..Task::new("starting")
+            }
+            .output()
+        })
+        .build();
+    let r = start_refused(
+        Kind::ReloadTarget,
+        "InvalidResourceStateFault",
+        "Replication task is currently starting",
+    );
+    let out = run_in(&client(&[&d, &r]), 30).await.unwrap();
+    assert_eq!(out["status"], "starting");
+    assert_eq!(d.num_calls(), 2);
+
+    // Refused, and the task did not start: the refusal stands.
+    let d = describe(Task {
+        stop_reason: Some("Stop Reason FULL_LOAD_ONLY_FINISHED"),
+        started_secs_ago: Some(86_400),
+        ..Task::new("stopped")
+    });
+    let r = start_refused(Kind::ReloadTarget, "InvalidResourceStateFault", "modifying");
+    let e = run_in(&client(&[&d, &r]), 30).await.unwrap_err();
+    assert_eq!(e.name(), "ReplicationTaskNotReady");
+}

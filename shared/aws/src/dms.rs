@@ -3,7 +3,8 @@
 //!
 //! IAM: `dms:DescribeReplicationTasks` (no resource-level permissions),
 //! `dms:StartReplicationTask`, `dms:StopReplicationTask`,
-//! `dms:DescribeTableStatistics` (row counts for the summary; optional).
+//! `dms:DescribeTableStatistics` (rows and failed tables at the end of a run),
+//! `dms:DescribeEndpoints` (preflight).
 
 use std::time::SystemTime;
 
@@ -13,7 +14,10 @@ use aws_sdk_databasemigration::{
 };
 use aws_smithy_types::DateTime;
 use dbsync_workflow::{
-    ports::{DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskState, TaskStatus},
+    ports::{
+        DescribeTask, EndpointInfo, InspectTask, StartKind, StartRefusal, StartTask, StopTask,
+        TaskConfig, TaskState, TaskStatus,
+    },
     StepError,
 };
 
@@ -34,9 +38,10 @@ impl DmsTask {
         }
     }
 
-    /// Also report rows copied once a run has ended (one more call,
-    /// `DescribeTableStatistics`, paginated); for poll-dms's summary.
-    pub fn with_row_counts(mut self) -> Self {
+    /// Also read the table statistics once a run has ended (one more call,
+    /// `DescribeTableStatistics`, paginated): rows copied for the summary,
+    /// and tables that errored or failed validation, which fail the run.
+    pub fn with_table_statistics(mut self) -> Self {
         self.row_counts = true;
         self
     }
@@ -45,9 +50,8 @@ impl DmsTask {
         Self::new(Client::new(config))
     }
 
-    /// Rows copied by the last run, summed over its tables. Only for the
-    /// summary: a failure here is logged, never fails the step.
-    async fn rows_loaded(&self, task: &str) -> Option<i64> {
+    /// Rows copied by the last run, and its failed tables (`schema.table: state`).
+    async fn table_statistics(&self, task: &str) -> Result<(i64, Vec<String>), StepError> {
         let mut pages = self
             .client
             .describe_table_statistics()
@@ -55,25 +59,47 @@ impl DmsTask {
             .max_records(500)
             .into_paginator()
             .send();
-        let mut rows = 0i64;
+        let (mut rows, mut failed) = (0i64, Vec::new());
         while let Some(page) = pages.next().await {
-            match page {
-                Ok(p) => {
-                    rows += p
-                        .table_statistics()
-                        .iter()
-                        .map(|t| t.full_load_rows())
-                        .sum::<i64>()
-                }
-                Err(e) => {
-                    tracing::warn!(error = %classify("DescribeTableStatistics", &e), "row counts unavailable");
-                    return None;
+            let page = page.map_err(|e| classify("DescribeTableStatistics", &e))?;
+            for t in page.table_statistics() {
+                rows += t.full_load_rows();
+                let state = t.table_state().unwrap_or_default();
+                let validation = t.validation_state().unwrap_or_default();
+                let why = if FAILED_TABLE_STATES.contains(&state) {
+                    Some(state.to_owned())
+                } else if FAILED_VALIDATION_STATES.contains(&validation) {
+                    Some(format!("validation: {validation}"))
+                } else if t.validation_failed_records() > 0 {
+                    Some(format!(
+                        "{} record(s) failed validation",
+                        t.validation_failed_records()
+                    ))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    failed.push(format!(
+                        "{}.{}: {why}",
+                        t.schema_name().unwrap_or("?"),
+                        t.table_name().unwrap_or("?")
+                    ));
                 }
             }
         }
-        Some(rows)
+        Ok((rows, failed))
     }
 }
+
+/// Table states of a run that did not copy the table (DMS API: TableStatistics).
+pub const FAILED_TABLE_STATES: &[&str] = &["Table error", "Table cancelled"];
+/// Validation states that mean the copy does not match (when validation is on).
+pub const FAILED_VALIDATION_STATES: &[&str] = &[
+    "Mismatched records",
+    "Suspended records",
+    "Table error",
+    "Error",
+];
 
 /// DMS's answer when the start kind does not fit the task's history:
 /// "Start Type : START_REPLICATION, valid only for tasks running for the first time"
@@ -118,15 +144,17 @@ impl DescribeTask for DmsTask {
             .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))?;
         let stats = t.replication_task_stats();
         let status = TaskStatus::from(t.status().unwrap_or("unknown"));
+        // FreshStartDate: the last start-replication or reload-target, i.e. this run.
         let started_at = stats
-            .and_then(|s| s.start_date())
+            .and_then(|s| s.fresh_start_date().or(s.start_date()))
             .or(t.replication_task_start_date())
             .and_then(system_time);
-        let rows_loaded =
+        let (rows_loaded, failed_tables) =
             if self.row_counts && matches!(status, TaskStatus::Stopped | TaskStatus::Failed) {
-                self.rows_loaded(task).await
+                let (rows, failed) = self.table_statistics(task).await?;
+                (Some(rows), failed)
             } else {
-                None
+                (None, Vec::new())
             };
         Ok(TaskState {
             status,
@@ -144,6 +172,98 @@ impl DescribeTask for DmsTask {
             tables_queued: stats.map_or(0, |s| s.tables_queued().into()),
             tables_errored: stats.map_or(0, |s| s.tables_errored().into()),
             rows_loaded,
+            failed_tables,
+        })
+    }
+}
+
+impl InspectTask for DmsTask {
+    async fn task_config(&self, task: &str) -> Result<TaskConfig, StepError> {
+        let filter = Filter::builder()
+            .name("replication-task-arn")
+            .values(task)
+            .build()
+            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
+        let out = match self
+            .client
+            .describe_replication_tasks()
+            .filters(filter)
+            .without_settings(false)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
+                return Err(StepError::ReplicationTaskNotFound(task.to_owned()))
+            }
+            Err(e) => return Err(classify("DescribeReplicationTasks", &e)),
+        };
+        let t = out
+            .replication_tasks()
+            .iter()
+            .find(|t| t.replication_task_arn() == Some(task))
+            .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))?;
+        let settings = match t.replication_task_settings() {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                StepError::ReplicationTaskMisconfigured(format!(
+                    "its ReplicationTaskSettings are not JSON ({e})"
+                ))
+            })?,
+            None => serde_json::Value::Null,
+        };
+        Ok(TaskConfig {
+            status: TaskStatus::from(t.status().unwrap_or("unknown")),
+            migration_type: t
+                .migration_type()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+            settings,
+            table_mappings: t.table_mappings().map(str::to_owned),
+            source_endpoint_arn: t.source_endpoint_arn().map(str::to_owned),
+            target_endpoint_arn: t.target_endpoint_arn().map(str::to_owned),
+        })
+    }
+
+    async fn endpoint(&self, arn: &str) -> Result<EndpointInfo, StepError> {
+        let filter = Filter::builder()
+            .name("endpoint-arn")
+            .values(arn)
+            .build()
+            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
+        let out = match self
+            .client
+            .describe_endpoints()
+            .filters(filter)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
+                return Err(StepError::ReplicationTaskMisconfigured(format!(
+                    "its endpoint {arn} does not exist"
+                )))
+            }
+            Err(e) => return Err(classify("DescribeEndpoints", &e)),
+        };
+        let e = out
+            .endpoints()
+            .iter()
+            .find(|e| e.endpoint_arn() == Some(arn))
+            .ok_or_else(|| {
+                StepError::ReplicationTaskMisconfigured(format!(
+                    "its endpoint {arn} does not exist"
+                ))
+            })?;
+        Ok(EndpointInfo {
+            arn: arn.to_owned(),
+            engine: e.engine_name().map(str::to_owned),
+            server: e.server_name().map(str::to_owned),
+            port: e.port(),
+            database: e.database_name().map(str::to_owned),
+            after_connect_script: e
+                .postgre_sql_settings()
+                .and_then(|p| p.after_connect_script())
+                .map(str::to_owned),
         })
     }
 }

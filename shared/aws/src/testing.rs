@@ -58,7 +58,7 @@ impl Task {
             let at = SystemTime::now() - Duration::from_secs(ago);
             let at = DateTime::from_secs(at.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64);
             t = t.replication_task_start_date(at);
-            stats = stats.start_date(at);
+            stats = stats.start_date(at).fresh_start_date(at);
         }
         DescribeReplicationTasksOutput::builder()
             .replication_tasks(t.replication_task_stats(stats.build()).build())
@@ -74,3 +74,11 @@ pub fn error(code: &str, message: &str) -> ErrorMetadata {
 /// DMS's answer to `start-replication` on a task that ran before.
 pub const NOT_FIRST_RUN: &str =
     "Start Type : START_REPLICATION, valid only for tasks running for the first time";
+
+/// `$$.Execution.StartTime` of an execution that started `ago` seconds ago.
+pub fn execution_started(ago: u64) -> String {
+    let at = SystemTime::now() - Duration::from_secs(ago);
+    DateTime::from(at)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .expect("a valid time")
+}

@@ -182,6 +182,23 @@ impl DbConfig {
         self.timeouts
     }
 
+    /// The host name (or socket directory) sessions connect to.
+    pub fn host(&self) -> Option<String> {
+        match self.pg.get_hosts().first()? {
+            tokio_postgres::config::Host::Tcp(h) => Some(h.clone()),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => Some(p.display().to_string()),
+        }
+    }
+
+    pub fn database(&self) -> Option<String> {
+        self.pg.get_dbname().map(str::to_owned)
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.pg.get_ports().first().copied()
+    }
+
     /// `user@host:port/db`, safe for logs.
     pub fn describe(&self) -> String {
         let host = match self.pg.get_hosts().first() {
@@ -286,6 +303,11 @@ impl Db {
         Ok(MutexGuard::map(st, |s| {
             s.client.as_mut().expect("client was just set")
         }))
+    }
+
+    /// The settings in use, once a session has been opened.
+    pub async fn config(&self) -> Option<DbConfig> {
+        self.state.lock().await.config.clone()
     }
 
     /// Forgets the session (after a connection failure), so the next call

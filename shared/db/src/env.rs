@@ -11,6 +11,8 @@
 //! | `TABLE_MAPPINGS` / `TABLE_MAPPINGS_FILE` | DMS table-mapping JSON (selection rules) | every user table |
 //! | `ORPHAN_POLICY` | `fail` / `delete` / `keep-not-valid` (restore) | `fail` |
 //! | `TIME_MARGIN_MS` | time kept back from the invocation's deadline | 15000 |
+//! | `SOURCE_DATABASE_URL` / `SOURCE_DB_SECRET_ARN` | production, when reachable: the lease step checks it answers | none |
+//! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
 
 use std::{
     path::PathBuf,
@@ -25,6 +27,11 @@ use crate::{fks::OrphanPolicy, Budget, Db, DbConfig, Selection, Timeouts, TlsMod
 /// Everything a database step needs besides its input.
 pub struct StepEnv {
     pub db: Db,
+    /// The production database, when configured (`SOURCE_DATABASE_URL` /
+    /// `SOURCE_DB_SECRET_ARN`): the lease step checks that it answers.
+    pub source: Option<Db>,
+    /// How long a run lease lasts at most (`LEASE_TTL_SECONDS`).
+    pub lease_ttl: Duration,
     pub selection: Selection,
     pub timeouts: Timeouts,
     pub orphan_policy: OrphanPolicy,
@@ -84,8 +91,23 @@ impl StepEnv {
     /// `secrets` reads `DB_SECRET_ARN` when that is how the target is given.
     pub fn from_env(app: &str, secrets: Option<Arc<dyn SecretReader>>) -> Result<Self, StepError> {
         let timeouts = timeouts_from_env()?;
+        let source = if config::var("SOURCE_DATABASE_URL").is_some()
+            || config::var("SOURCE_DB_SECRET_ARN").is_some()
+        {
+            Some(connection_from_env(
+                "SOURCE_DATABASE_URL",
+                "SOURCE_DB_SECRET_ARN",
+                app,
+                timeouts,
+                secrets.clone(),
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             db: connection_from_env("DATABASE_URL", "DB_SECRET_ARN", app, timeouts, secrets)?,
+            source,
+            lease_ttl: crate::lease::ttl_from_env()?,
             selection: Selection::from_env()?,
             timeouts,
             orphan_policy: config::parsed("ORPHAN_POLICY")?.unwrap_or_default(),

@@ -10,7 +10,7 @@ use dbsync_workflow::{
     io::{DropFksOutput, OrphanReport, RestoreFksOutput},
     StepError,
 };
-use tokio_postgres::{types::Type, Client, Row};
+use tokio_postgres::{error::SqlState, types::Type, Client, Row};
 
 use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, Timeouts};
 
@@ -108,9 +108,12 @@ pub async fn drop_fks(
 }
 
 /// Settings of the restore step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RestoreOptions {
     pub policy: OrphanPolicy,
+    /// The synced tables: orphans are deleted only from these, never from
+    /// staging's own tables (their rows are not DMS's to remove).
+    pub synced: Selection,
     pub timeouts: Timeouts,
     /// Below this much remaining budget, stop and let the state machine call again.
     pub min_slice: Duration,
@@ -419,17 +422,19 @@ async fn validate_phase(
                 if client.batch_execute("ROLLBACK").await.is_err() {
                     return Err(classify(e, ctx));
                 }
-                match e.as_db_error().map(|d| d.code().code()) {
-                    Some("23503") => {
+                match e.code() {
+                    Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
                         handle_orphans(client, opts, budget, work, out, &mut orphan_failures)
                             .await?;
                         done += 1;
                     }
-                    Some("57014") if done == 0 && out.validated == 0 => {
+                    Some(c)
+                        if *c == SqlState::QUERY_CANCELED && done == 0 && out.validated == 0 =>
+                    {
                         // It had the whole invocation and still did not finish: looping would never end.
                         return Err(StepError::ValidationTimeout(s.label()));
                     }
-                    Some("57014") => break,
+                    Some(c) if *c == SqlState::QUERY_CANCELED => break,
                     _ => return Err(classify(e, ctx)),
                 }
             }
@@ -457,6 +462,10 @@ async fn handle_orphans(
     let policy = match (opts.policy, work) {
         // A partitioned table before PostgreSQL 18 cannot hold a NOT VALID FK.
         (OrphanPolicy::KeepNotValid, Work::AddValidated(_)) => OrphanPolicy::Fail,
+        // Staging-only rows are never deleted: the user decides about them.
+        (OrphanPolicy::Delete, _) if !opts.synced.matches(&s.schema, &s.table) => {
+            OrphanPolicy::Fail
+        }
         (p, _) => p,
     };
     match policy {
@@ -476,10 +485,13 @@ async fn handle_orphans(
                     .batch_execute(&sql::keep_not_valid(&s.key()))
                     .await
                     .map_err(err)?;
-                out.kept_not_valid.push(OrphanReport {
-                    constraint: s.label(),
-                    orphan_rows: count as u64,
-                });
+                out.kept_not_valid_total += 1;
+                if out.kept_not_valid.len() < RestoreFksOutput::LISTED {
+                    out.kept_not_valid.push(OrphanReport {
+                        constraint: s.label(),
+                        orphan_rows: count as u64,
+                    });
+                }
             }
         }
         OrphanPolicy::Delete => {
@@ -496,8 +508,8 @@ async fn handle_orphans(
                 sql::delete_orphans(&s.child_table, s.child_only, &predicate)
             };
             let blocked = |e: tokio_postgres::Error| {
-                match e.as_db_error().map(|d| d.code().code()) {
-                Some("23503") => StepError::OrphanRows(format!(
+                match e.code() {
+                Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StepError::OrphanRows(format!(
                     "{}: its orphan rows cannot be deleted because rows of another table reference them",
                     s.label()
                 )),

@@ -11,6 +11,7 @@
 //!   transaction), restore them `NOT VALID`, validate within a time budget.
 //! - [`sequences`]: move every sequence behind the synced columns past the data.
 //! - [`target`]: the opt-in marker destructive steps insist on.
+//! - [`lease`]: one sync at a time per target, however it was started.
 //! - [`version`]: schema versions read with a query (version-check's `sql` source).
 //! - [`verify`]: compare two databases after a sync (the demo and the tests).
 //!
@@ -21,6 +22,7 @@ mod connect;
 pub mod env;
 mod error;
 pub mod fks;
+pub mod lease;
 pub mod secrets;
 mod selection;
 pub mod sequences;

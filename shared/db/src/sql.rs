@@ -87,6 +87,45 @@ INSERT INTO dbsync.target (database) VALUES (pg_catalog.current_database())
 ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_catalog.now();
 ";
 
+/// The run lease: one row while a sync holds the target. Created by
+/// `init-target`, and by the first acquire on targets opted in before it existed.
+pub const CREATE_LEASE: &str = "
+CREATE TABLE IF NOT EXISTS dbsync.lease (
+    id             boolean PRIMARY KEY DEFAULT true CHECK (id),
+    -- the execution (Step Functions ARN) that holds the target
+    execution      text NOT NULL,
+    acquired_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- a holder past this is dead, whatever else is known about it
+    expires_at     timestamptz NOT NULL,
+    -- the DMS task's table mappings for this run: the synced tables
+    table_mappings text
+)";
+
+/// The lease, if any: holder, whether it has expired, the run's mappings.
+pub const READ_LEASE: &str = "
+SELECT l.execution, l.expires_at < pg_catalog.now() AS expired, l.table_mappings
+FROM dbsync.lease l";
+
+/// Takes (or renews) the lease for `$1` until `$2` seconds from now, with mappings `$3`.
+pub const TAKE_LEASE: &str = "
+INSERT INTO dbsync.lease AS l (id, execution, expires_at, table_mappings)
+VALUES (true, $1, pg_catalog.now() + pg_catalog.make_interval(secs => $2), $3)
+ON CONFLICT (id) DO UPDATE SET execution = EXCLUDED.execution,
+    acquired_at = pg_catalog.now(), expires_at = EXCLUDED.expires_at,
+    table_mappings = EXCLUDED.table_mappings";
+
+/// Releases the lease if `$1` holds it.
+pub const RELEASE_LEASE: &str = "DELETE FROM dbsync.lease WHERE execution = $1";
+
+/// Whether the lease table exists (targets opted in by an older dbsync lack it).
+pub const HAS_LEASE_TABLE: &str = "SELECT pg_catalog.to_regclass('dbsync.lease') IS NOT NULL";
+
+/// Where this session is connected (for the check against the DMS target endpoint).
+pub const WHERE_AM_I: &str = "
+SELECT pg_catalog.current_database()::text AS database,
+       pg_catalog.host(pg_catalog.inet_server_addr()) AS address,
+       pg_catalog.inet_server_port() AS port";
+
 /// Candidate tables (selection rules are applied by the caller).
 pub const LIST_TABLES: &str = "
 SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS kind,
@@ -447,6 +486,10 @@ mod tests {
             COUNT_SAVED.to_owned(),
             RESTORE_STATUS.to_owned(),
             RECORD_RESTORE_PROGRESS.to_owned(),
+            CREATE_LEASE.to_owned(),
+            READ_LEASE.to_owned(),
+            TAKE_LEASE.to_owned(),
+            RELEASE_LEASE.to_owned(),
             forget_saved("k"),
             keep_not_valid("k"),
         ];

@@ -1,24 +1,45 @@
-//! The handlers of the three database steps. Each takes the step's
-//! configuration ([`StepEnv`]), the event (any JSON object: everything else
-//! is configuration or lives in the target) and the invocation's time
-//! [`Budget`]; the Lambdas (`functions/<step>/src/main.rs`) and the local CLI
-//! call these same functions.
+//! The handlers of the database steps. Each takes the step's configuration
+//! ([`StepEnv`]), the event and the invocation's time [`Budget`]; the Lambdas
+//! (`functions/<step>/src/main.rs`) and the local CLI call these same functions.
+//!
+//! Every step but `lease` works only for the execution holding the run lease
+//! (or, started by hand with `{}`, only while nobody holds it), on the tables
+//! of that run's mappings.
 
 use std::time::Duration;
 
 use dbsync_workflow::{
-    io::{parse_input, DbStepInput, DropFksOutput, FixSequencesOutput, RestoreFksOutput},
+    io::{
+        parse_input, DbStepInput, DropFksOutput, FixSequencesOutput, LeaseInput, LeaseOutput,
+        RestoreFksOutput,
+    },
     StepError,
 };
 use serde_json::Value;
 
 use crate::{
-    fks::{self, RestoreOptions},
+    fks::{self, OrphanPolicy, RestoreOptions},
+    lease::{self, LeaseContext},
     sequences, Budget, StepEnv,
 };
 
 /// Below this much time left, restore stops validating and lets the state machine call again.
 const MIN_SLICE: Duration = Duration::from_secs(5);
+
+/// `lease`: before anything changes, checks the target (reachable, opted in,
+/// the DMS task's target database), the source (when configured) and the
+/// table mappings, and takes the run lease; or releases it.
+pub async fn lease(env: &StepEnv, event: Value, budget: Budget) -> Result<LeaseOutput, StepError> {
+    let input: LeaseInput = parse_input(event)?;
+    let cx = LeaseContext {
+        target: &env.db,
+        source: env.source.as_ref(),
+        selection: &env.selection,
+        timeouts: env.timeouts,
+        ttl: env.lease_ttl,
+    };
+    env.run(lease::run(&cx, input, budget)).await
+}
 
 /// `drop-fks`: saves and drops every foreign key on, or referencing, the
 /// synced tables of the target, so DMS can truncate and load them in any
@@ -28,27 +49,38 @@ pub async fn drop_fks(
     event: Value,
     budget: Budget,
 ) -> Result<DropFksOutput, StepError> {
-    let _: DbStepInput = parse_input(event)?;
+    let input: DbStepInput = parse_input(event)?;
     env.run(async {
         let mut client = env.db.client().await?;
-        fks::drop_fks(&mut client, &env.selection, env.timeouts, budget).await
+        let selection =
+            lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
+        fks::drop_fks(&mut client, &selection, env.timeouts, budget).await
     })
     .await
 }
 
 /// `restore-fks`: re-adds every saved foreign key `NOT VALID`, then validates
 /// them one by one within the budget; the state machine calls again while
-/// `remaining > 0`. Orphan rows follow `ORPHAN_POLICY`.
+/// `remaining > 0`. Orphan rows follow `ORPHAN_POLICY`, except on the failure
+/// path (`compensation`), which never deletes a row: there a key with orphans
+/// stays NOT VALID (enforced for new rows) and saved for the next run.
 pub async fn restore_fks(
     env: &StepEnv,
     event: Value,
     budget: Budget,
 ) -> Result<RestoreFksOutput, StepError> {
-    let _: DbStepInput = parse_input(event)?;
+    let input: DbStepInput = parse_input(event)?;
     env.run(async {
         let mut client = env.db.client().await?;
+        let synced =
+            lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
+        let policy = match (input.compensation, env.orphan_policy) {
+            (true, OrphanPolicy::Delete) => OrphanPolicy::KeepNotValid,
+            (_, p) => p,
+        };
         let opts = RestoreOptions {
-            policy: env.orphan_policy,
+            policy,
+            synced,
             timeouts: env.timeouts,
             min_slice: MIN_SLICE.min(budget.total() / 4),
         };
@@ -63,10 +95,12 @@ pub async fn fix_sequences(
     event: Value,
     budget: Budget,
 ) -> Result<FixSequencesOutput, StepError> {
-    let _: DbStepInput = parse_input(event)?;
+    let input: DbStepInput = parse_input(event)?;
     env.run(async {
         let mut client = env.db.client().await?;
-        sequences::fix_sequences(&mut client, &env.selection, env.timeouts, budget).await
+        let selection =
+            lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
+        sequences::fix_sequences(&mut client, &selection, env.timeouts, budget).await
     })
     .await
 }

@@ -10,6 +10,9 @@ use dbsync_workflow::{
 
 use crate::Db;
 
+/// The version query's limit: far below any Lambda timeout dbsync deploys with.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A database handle the source owns or borrows (local mode shares the
 /// target's handle with the other steps).
 pub enum DbRef<'a> {
@@ -73,11 +76,22 @@ impl SqlVersionSource<'_> {
         };
         let context = format!("reading the schema version on {}", side.as_str());
         let client = db.client().await?;
-        // The simple protocol returns every column as text, whatever its type.
-        let messages = client
-            .simple_query(&self.query)
+        // Read-only, and bounded well inside the Lambda's time: the query is
+        // the user's, and one of the databases is production.
+        client
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                QUERY_TIMEOUT.as_millis()
+            ))
             .await
             .map_err(|e| crate::classify(e, &context))?;
+        // The simple protocol returns every column as text, whatever its type.
+        let result = client.simple_query(&self.query).await;
+        let end = client
+            .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })
+            .await;
+        let messages = result.map_err(|e| crate::classify(e, &context))?;
+        end.map_err(|e| crate::classify(e, &context))?;
         let mut rows = messages.iter().filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
             _ => None,

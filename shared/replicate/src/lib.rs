@@ -167,6 +167,12 @@ impl Progress {
                 as i64,
             tables_errored: self.tables_errored() as i64,
             rows_loaded: Some(self.rows as i64),
+            failed_tables: self
+                .results
+                .iter()
+                .filter(|r| r.error.is_some())
+                .map(|r| format!("{}: Table error", r.table))
+                .collect(),
         }
     }
 }

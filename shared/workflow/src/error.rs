@@ -118,6 +118,17 @@ pub enum StepError {
     #[error("replication failed: {0}")]
     ReplicationFailed(String),
 
+    /// The DMS task (or its target endpoint) is set up in a way dbsync refuses:
+    /// it would never finish, lose staging's schema, duplicate rows, or write
+    /// to another database than the one the steps guard. Nothing was changed.
+    #[error("the DMS task is misconfigured: {0}; nothing was changed")]
+    ReplicationTaskMisconfigured(String),
+
+    /// The task did not stop within the bounded wait after a failure, so the
+    /// foreign keys were not restored (restoring while DMS writes would break the load).
+    #[error("the DMS task is still {0} after it was asked to stop; the foreign keys stay saved — stop the task in the DMS console, wait until it is stopped, then run the sync (or just restore-fks) again")]
+    ReplicationStillRunning(String),
+
     /// The load ran past the configured maximum; the task was told to stop.
     #[error("replication timed out: {0}; the task was stopped — find out why the load is slow (task logs, instance size) or raise MAX_REPLICATION_SECONDS")]
     ReplicationTimedOut(String),
@@ -152,11 +163,18 @@ impl StepError {
         "ReplicationTaskNotReady",
         "ReplicationFailed",
         "ReplicationTimedOut",
+        "ReplicationTaskMisconfigured",
+        "ReplicationStillRunning",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
     pub const TRANSIENT: &'static [&'static str] =
         &["DatabaseUnavailable", "LockTimeout", "AwsTransientError"];
+
+    /// What Step Functions reports when a Lambda dies without answering (its
+    /// timeout, out of memory, a crash): retried on every step, since every
+    /// step is safe to run again.
+    pub const LAMBDA_UNKNOWN: &'static str = "Lambda.Unknown";
 
     /// The stable name (Step Functions `Error`).
     pub fn name(&self) -> &'static str {
@@ -187,6 +205,8 @@ impl StepError {
             Self::ReplicationTaskNotReady(_) => "ReplicationTaskNotReady",
             Self::ReplicationFailed(_) => "ReplicationFailed",
             Self::ReplicationTimedOut(_) => "ReplicationTimedOut",
+            Self::ReplicationTaskMisconfigured(_) => "ReplicationTaskMisconfigured",
+            Self::ReplicationStillRunning(_) => "ReplicationStillRunning",
         }
     }
 
@@ -235,6 +255,8 @@ pub(crate) mod tests {
             StepError::ReplicationTaskNotReady("modifying".into()),
             StepError::ReplicationFailed("Stop Reason FATAL_ERROR".into()),
             StepError::ReplicationTimedOut("running for 43260 s".into()),
+            StepError::ReplicationTaskMisconfigured("migration type full-load-and-cdc".into()),
+            StepError::ReplicationStillRunning("stopping".into()),
         ]
     }
 

@@ -32,7 +32,104 @@ fn kind(v: &serde_json::Value) -> &'static str {
 /// whole state.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DbStepInput {}
+pub struct DbStepInput {
+    /// The execution's ARN (`$$.Execution.Id`): the run lease must be this
+    /// execution's (or free, for a step started by hand with `{}`).
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    /// Restore on the failure path: never deletes rows, whatever ORPHAN_POLICY says.
+    #[serde(default)]
+    pub compensation: bool,
+}
+
+/// When the execution started (`$$.Execution.StartTime`, RFC 3339), for the
+/// DMS steps to tell this execution's run from an earlier one.
+pub fn execution_start(text: Option<&str>) -> Result<Option<std::time::SystemTime>, StepError> {
+    text.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(std::time::SystemTime::from)
+            .map_err(|_| {
+                StepError::InvalidInput(format!(
+                    "executionStartTime {:?} is not an RFC 3339 time",
+                    t.chars().take(40).collect::<String>()
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// Input of `start-dms`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartInput {
+    #[serde(default)]
+    pub execution_start_time: Option<String>,
+}
+
+/// Where the target endpoint of the DMS task points.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointTarget {
+    pub server: String,
+    pub port: i32,
+    pub database: String,
+}
+
+/// Output of `preflight`: what the DB side checks next, and what it reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightOutput {
+    pub task_arn: String,
+    /// The task's target endpoint: the lease step refuses a staging connection elsewhere.
+    pub target: EndpointTarget,
+    /// The task's own table mappings (the one source of the synced tables).
+    pub table_mappings: String,
+    /// Settings that do not stop a sync but change what lands in staging.
+    pub warnings: Vec<String>,
+}
+
+/// Input of `lease`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseInput {
+    pub action: LeaseAction,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    /// From preflight (acquire): the DMS target endpoint and the table mappings.
+    #[serde(default)]
+    pub target: Option<EndpointTarget>,
+    #[serde(default)]
+    pub table_mappings: Option<String>,
+    /// Take the lease over from this execution (acquire), which Step Functions
+    /// says is no longer running.
+    #[serde(default)]
+    pub take_over: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseAction {
+    #[default]
+    Acquire,
+    Release,
+}
+
+/// Output of `lease`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseOutput {
+    /// Acquire: this execution holds the lease now. Release: it was released.
+    pub done: bool,
+    /// Acquire refused: the execution holding the lease (ask Step Functions whether it still runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Acquire: tables the mappings select in the target.
+    #[serde(default)]
+    pub tables: u64,
+    /// Acquire: whether the source database was reached (only when a source connection is configured).
+    #[serde(default)]
+    pub source_checked: bool,
+}
 
 /// Output of `drop-fks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +166,17 @@ pub struct RestoreFksOutput {
     pub remaining: u64,
     /// Orphan rows deleted (ORPHAN_POLICY=delete).
     pub deleted_orphan_rows: u64,
-    /// Constraints left NOT VALID on purpose (ORPHAN_POLICY=keep-not-valid); at most a few listed.
+    /// Constraints left NOT VALID on purpose (ORPHAN_POLICY=keep-not-valid, or
+    /// on the failure path); at most [`RestoreFksOutput::LISTED`] listed.
     pub kept_not_valid: Vec<OrphanReport>,
+    /// How many constraints were left NOT VALID, listed or not.
+    #[serde(default)]
+    pub kept_not_valid_total: u64,
+}
+
+impl RestoreFksOutput {
+    /// Outputs stay far below Step Functions' 256 KB, however big the schema.
+    pub const LISTED: usize = 20;
 }
 
 /// Output of `fix-sequences`.
@@ -102,6 +208,10 @@ pub enum ReplicationStatus {
     Running,
     /// Stopped with `FULL_LOAD_ONLY_FINISHED` and no table errored.
     Succeeded,
+    /// Stop mode: asked to stop, not stopped yet (wait, then ask again).
+    Stopping,
+    /// Stop mode: the task is not writing (stopped, failed, ready).
+    Stopped,
 }
 
 /// The replication document: `start-dms`'s output and `poll-dms`'s output,
@@ -142,6 +252,20 @@ pub struct ReplicationOutput {
 pub struct PollInput {
     #[serde(default)]
     pub replication: Option<PollState>,
+    /// `$$.Execution.StartTime`: only a run started after it is this execution's.
+    #[serde(default)]
+    pub execution_start_time: Option<String>,
+    /// `poll` (default) or `stop`: stop the task if it runs and report when it has.
+    #[serde(default)]
+    pub mode: PollMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    #[default]
+    Poll,
+    Stop,
 }
 
 /// What `poll-dms` carries from one poll to the next.

@@ -6,8 +6,10 @@
 //! `DefinitionSubstitutions` outside AWS: local runs and the linters
 //! (`dbsync asl substitute`) both use it.
 
-/// The seven steps, as package = binary names.
-pub const STEPS: [&str; 7] = [
+/// The steps, as package = binary names.
+pub const STEPS: [&str; 9] = [
+    "preflight",
+    "lease",
     "version-check",
     "drop-fks",
     "start-dms",

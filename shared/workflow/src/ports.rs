@@ -6,6 +6,7 @@
 //!
 //! | port | used by | AWS adapter | local adapter |
 //! |---|---|---|---|
+//! | [`InspectTask`] | preflight | `DmsTask` | the local run's own settings |
 //! | [`DescribeTask`] | start-dms, poll-dms | `DmsTask` | `LocalReplicator` |
 //! | [`StartTask`] | start-dms | `DmsTask` | `LocalReplicator` |
 //! | [`StopTask`] | poll-dms | `DmsTask` | `LocalReplicator` |
@@ -117,6 +118,44 @@ pub struct TaskState {
     pub tables_errored: i64,
     /// Rows copied so far, when the replicator knows it (DMS statistics do not carry it).
     pub rows_loaded: Option<i64>,
+    /// Tables of the last run that ended in `Table error` / `Table cancelled`
+    /// or failed validation (read once the run has ended), as `schema.table: state`.
+    pub failed_tables: Vec<String>,
+}
+
+/// A replication task's configuration, as preflight reads it
+/// (`DescribeReplicationTasks` with its settings and table mappings).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskConfig {
+    pub status: TaskStatus,
+    /// `full-load`, `cdc` or `full-load-and-cdc`.
+    pub migration_type: String,
+    /// `ReplicationTaskSettings`, parsed (`Null` when DMS sent none).
+    pub settings: serde_json::Value,
+    /// `TableMappings`, as DMS holds it (JSON text).
+    pub table_mappings: Option<String>,
+    pub source_endpoint_arn: Option<String>,
+    pub target_endpoint_arn: Option<String>,
+}
+
+/// A DMS endpoint: where it connects (`DescribeEndpoints`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub arn: String,
+    pub engine: Option<String>,
+    pub server: Option<String>,
+    pub port: Option<i32>,
+    pub database: Option<String>,
+    /// PostgreSQL endpoint setting run after connecting (e.g.
+    /// `SET session_replication_role = replica`).
+    pub after_connect_script: Option<String>,
+}
+
+/// Something that can read a replication task's configuration and its endpoints.
+pub trait InspectTask: Send + Sync {
+    fn task_config(&self, task: &str)
+        -> impl Future<Output = Result<TaskConfig, StepError>> + Send;
+    fn endpoint(&self, arn: &str) -> impl Future<Output = Result<EndpointInfo, StepError>> + Send;
 }
 
 /// The stop reason of a full-load-only task that finished its work.

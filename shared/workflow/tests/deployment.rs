@@ -20,7 +20,9 @@ fn definition() -> Value {
 }
 
 /// The state that runs each step (the trigger starts the machine instead).
-const STATES: [(&str, &str); 6] = [
+const STATES: [(&str, &str); 8] = [
+    ("preflight", "Preflight"),
+    ("lease", "AcquireLease"),
     ("version-check", "CheckSchemaVersions"),
     ("drop-fks", "DropForeignKeys"),
     ("start-dms", "StartReplication"),
@@ -98,6 +100,7 @@ fn every_matched_error_name_exists_and_every_raised_name_is_handled() {
         let known = name.starts_with("States.")
             || name.starts_with("Lambda.")
             || name.starts_with("SNS.")
+            || name.starts_with("Sfn.")
             || StepError::NAMES.contains(&name.as_str());
         assert!(
             known,
@@ -125,6 +128,50 @@ fn every_matched_error_name_exists_and_every_raised_name_is_handled() {
                     "task {name} blanket-retries"
                 );
             }
+        }
+    }
+}
+
+/// Every step is safe to run again, so whatever passes is retried on every
+/// Lambda task: a Lambda that died (`Lambda.Unknown`: its timeout, out of
+/// memory), AWS throttling after the SDK's own retries, and — for the steps
+/// that reach a database — a dropped connection or a lock held a moment too long.
+#[test]
+fn every_lambda_task_retries_what_passes() {
+    let asl = definition();
+    let db_steps = [
+        "lease",
+        "version-check",
+        "drop-fks",
+        "restore-fks",
+        "fix-sequences",
+    ];
+    for (name, state) in asl["States"].as_object().unwrap() {
+        if state["Resource"] != "arn:aws:states:::lambda:invoke" {
+            continue;
+        }
+        let mut retried = BTreeSet::new();
+        for r in state["Retry"].as_array().into_iter().flatten() {
+            error_names(r, &mut retried);
+        }
+        let function = state["Parameters"]["FunctionName"].as_str().unwrap();
+        let step =
+            naming::step_of_substitution(function.trim_start_matches("${").trim_end_matches('}'))
+                .unwrap();
+        let mut want = vec![
+            "Lambda.Unknown",
+            "Lambda.ServiceException",
+            "Lambda.TooManyRequestsException",
+            "AwsTransientError",
+        ];
+        if db_steps.contains(&step) {
+            want.extend(["DatabaseUnavailable", "LockTimeout"]);
+        }
+        for w in want {
+            assert!(
+                retried.contains(w),
+                "state {name} ({step}) does not retry {w}"
+            );
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn budget() -> Budget {
 
 pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
     RestoreOptions {
+        synced: dbsync_db::Selection::all(),
         policy,
         timeouts: LIMITS,
         min_slice: Duration::from_millis(100),

@@ -164,6 +164,7 @@ async fn steps_via(c: &Cluster, port: u16, label: &str) -> Vec<Row> {
     let d = d.unwrap();
     assert_eq!(d.dropped as usize, TABLES + EXTRA_FKS);
     let opts = fks::RestoreOptions {
+        synced: dbsync_db::Selection::all(),
         policy: fks::OrphanPolicy::Fail,
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
@@ -247,6 +248,7 @@ pub async fn validation(notes: &mut Vec<String>) -> Vec<Row> {
     cl.batch_execute("VACUUM ANALYZE child").await.unwrap();
     dbsync_db::target::init_target(&mut cl).await.unwrap();
     let opts = fks::RestoreOptions {
+        synced: dbsync_db::Selection::all(),
         policy: fks::OrphanPolicy::Fail,
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
@@ -259,7 +261,9 @@ pub async fn validation(notes: &mut Vec<String>) -> Vec<Row> {
             .await
             .unwrap();
         let t = Instant::now();
-        fks::restore_fks(&mut cl, opts, budget()).await.unwrap();
+        fks::restore_fks(&mut cl, opts.clone(), budget())
+            .await
+            .unwrap();
         ours.push(t.elapsed());
         cl.batch_execute("ALTER TABLE child DROP CONSTRAINT child_parent_fk")
             .await

@@ -4,6 +4,7 @@
 //! CLI call the same functions.
 
 pub mod poll_dms;
+pub mod preflight;
 pub mod replication;
 pub mod start_dms;
 pub mod trigger;

@@ -22,9 +22,12 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::replication::{epoch_seconds, output, PollConfig, RunInfo};
+use super::{
+    replication::{epoch_seconds, output, PollConfig, RunInfo},
+    start_dms::run_is_since,
+};
 use crate::{
-    io::{parse_input, PollInput, ReplicationOutput, ReplicationStatus},
+    io::{execution_start, parse_input, PollInput, PollMode, ReplicationOutput, ReplicationStatus},
     ports::{DescribeTask, StopTask, TaskState, TaskStatus, FULL_LOAD_FINISHED},
     StepError,
 };
@@ -99,12 +102,34 @@ fn failure_reason(state: &TaskState) -> String {
     if state.tables_errored > 0 {
         parts.push(format!("{} table(s) errored", state.tables_errored));
     }
+    if !state.failed_tables.is_empty() {
+        const SHOWN: usize = 10;
+        let mut t = state
+            .failed_tables
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if state.failed_tables.len() > SHOWN {
+            t.push_str(&format!(" and {} more", state.failed_tables.len() - SHOWN));
+        }
+        parts.push(format!("failed tables: {t}"));
+    }
     if let Some(m) = &state.last_failure_message {
         parts.push(format!("last failure: {m}"));
     }
     parts.push("see the task's CloudWatch logs and table statistics, fix the cause, and run the sync again".into());
     parts.join("; ")
 }
+
+/// How long after the execution started a task may still show its previous
+/// run before the start counts as lost (DMS shows `starting` within seconds).
+const START_GRACE: Duration = Duration::from_secs(120);
+
+/// Stop mode: at most this many polls (about half an hour at the usual wait)
+/// before giving up with `ReplicationStillRunning`.
+pub const MAX_STOP_POLLS: u32 = 60;
 
 /// One poll, at the current time.
 pub async fn handle(
@@ -116,7 +141,6 @@ pub async fn handle(
     handle_at(task, task_arn, config, event, SystemTime::now()).await
 }
 
-/// One poll at `now` (tests pass their own clock).
 pub async fn handle_at(
     task: &(impl DescribeTask + StopTask),
     task_arn: &str,
@@ -125,9 +149,9 @@ pub async fn handle_at(
     now: SystemTime,
 ) -> Result<ReplicationOutput, StepError> {
     let input: PollInput = parse_input(event)?;
+    let since = execution_start(input.execution_start_time.as_deref())?;
     let prev = input.replication.unwrap_or_default();
     let state = task.describe(task_arn).await?;
-    // The start step's clock first: DMS's start date may lag the request.
     let started_at = prev
         .started_at
         .or(state.started_at.map(epoch_seconds))
@@ -145,16 +169,54 @@ pub async fn handle_at(
     };
     let out = |status, wait| output(&run, &state, status, wait);
 
+    if input.mode == PollMode::Stop {
+        return match &state.status {
+            TaskStatus::Starting | TaskStatus::Running | TaskStatus::Stopping => {
+                if polls > MAX_STOP_POLLS {
+                    return Err(StepError::ReplicationStillRunning(state.status.to_string()));
+                }
+                if state.status != TaskStatus::Stopping {
+                    task.stop(task_arn).await?;
+                }
+                tracing::info!("waiting for the task to stop before restoring foreign keys");
+                Ok(out(
+                    ReplicationStatus::Stopping,
+                    config
+                        .min_wait
+                        .clamp(Duration::from_secs(5), Duration::from_secs(60)),
+                ))
+            }
+            // Not writing: stopped, failed, ready, or being changed by someone.
+            _ => Ok(out(ReplicationStatus::Stopped, Duration::ZERO)),
+        };
+    }
+
+    // A run that began before this execution is not this execution's load.
+    let ours = since.is_none() || run_is_since(&state, since);
+    let since_execution = since
+        .and_then(|t0| now.duration_since(t0).ok())
+        .unwrap_or_default();
     match &state.status {
+        TaskStatus::Stopped | TaskStatus::Failed | TaskStatus::Ready if !ours => {
+            if since_execution < START_GRACE {
+                return Ok(out(ReplicationStatus::Running, config.min_wait));
+            }
+            Err(StepError::ReplicationFailed(format!(
+                "the task is {} and its last run began before this execution started: this execution's start did not take effect; check the task in the DMS console and run the sync again",
+                state.status
+            )))
+        }
         TaskStatus::Stopped
             if state.stop_reason.as_deref() == Some(FULL_LOAD_FINISHED)
                 && state.tables_errored == 0
-                && state.last_failure_message.is_none() =>
+                && state.failed_tables.is_empty() =>
         {
             tracing::info!(tables = state.tables_loaded, rows = ?state.rows_loaded, "full load finished");
             Ok(out(ReplicationStatus::Succeeded, Duration::ZERO))
         }
-        TaskStatus::Stopped | TaskStatus::Failed => Err(StepError::ReplicationFailed(failure_reason(&state))),
+        TaskStatus::Stopped | TaskStatus::Failed => {
+            Err(StepError::ReplicationFailed(failure_reason(&state)))
+        }
         // Still working ("ready" only in the instant after the start request).
         TaskStatus::Starting | TaskStatus::Running | TaskStatus::Stopping | TaskStatus::Ready => {
             if elapsed > config.max_duration {

@@ -2,6 +2,12 @@
 //! first run, `reload-target` on every later one — and refuses when it is
 //! already starting or running (`ReplicationAlreadyRunning`, nothing started).
 //!
+//! Idempotent within an execution: a task that is starting or running with a
+//! run that began after this execution started (`executionStartTime`) was
+//! started by this execution — an earlier attempt whose answer was lost (a
+//! 5xx after DMS accepted the start, a Lambda timeout) — and counts as
+//! started, not as `ReplicationAlreadyRunning`.
+//!
 //! Input: any object. Output: a [`ReplicationOutput`] with `status`
 //! `starting`, the run's start time and the first wait (`POLL_MIN_SECONDS`:
 //! a short load is seen quickly, `poll-dms` stretches the waits after that).
@@ -15,7 +21,7 @@ use serde_json::Value;
 
 use super::replication::{epoch_seconds, output, PollConfig, RunInfo};
 use crate::{
-    io::{parse_input, ReplicationOutput, ReplicationStatus},
+    io::{execution_start, parse_input, ReplicationOutput, ReplicationStatus, StartInput},
     ports::{DescribeTask, StartKind, StartRefusal, StartTask, TaskState, TaskStatus},
     StepError,
 };
@@ -49,15 +55,55 @@ pub async fn start(
     }
 }
 
+/// Clocks of DMS and Step Functions agree closely; this much earlier still counts as ours.
+const CLOCK_SLACK: Duration = Duration::from_secs(2);
+
+/// Whether the task's current (or last) run began after `since` (this execution's start).
+pub fn run_is_since(state: &TaskState, since: Option<SystemTime>) -> bool {
+    match (since, state.started_at) {
+        (Some(t0), Some(started)) => started + CLOCK_SLACK >= t0,
+        _ => false,
+    }
+}
+
+fn started_output(
+    task_arn: &str,
+    config: &PollConfig,
+    kind: Option<StartKind>,
+    started_at: SystemTime,
+) -> ReplicationOutput {
+    let run = RunInfo {
+        task_arn: task_arn.to_owned(),
+        start_kind: kind.map(|k| k.as_str().to_owned()),
+        started_at: epoch_seconds(started_at),
+        elapsed: SystemTime::now()
+            .duration_since(started_at)
+            .unwrap_or_default(),
+        polls: 0,
+    };
+    // Counts from the previous run would mislead the summary: report a fresh start.
+    let fresh = TaskState {
+        status: TaskStatus::Starting,
+        ..Default::default()
+    };
+    output(&run, &fresh, ReplicationStatus::Starting, config.min_wait)
+}
+
 pub async fn handle(
     task: &(impl DescribeTask + StartTask),
     task_arn: &str,
     config: &PollConfig,
     event: Value,
 ) -> Result<ReplicationOutput, StepError> {
-    let _: serde::de::IgnoredAny = parse_input(event)?;
+    let input: StartInput = parse_input(event)?;
+    let since = execution_start(input.execution_start_time.as_deref())?;
     let state = task.describe(task_arn).await?;
     match &state.status {
+        s if s.is_active() && run_is_since(&state, since) => {
+            tracing::info!(task = task_arn, "already started by this execution");
+            let started = state.started_at.unwrap_or_else(SystemTime::now);
+            return Ok(started_output(task_arn, config, None, started));
+        }
         s if s.is_active() => {
             return Err(StepError::ReplicationAlreadyRunning(s.to_string()));
         }
@@ -73,24 +119,25 @@ pub async fn handle(
     } else {
         StartKind::StartReplication
     };
-    let kind = start(task, task_arn, first).await?;
+    let kind = match start(task, task_arn, first).await {
+        Ok(kind) => kind,
+        Err(e) => {
+            // An ambiguous answer (5xx after DMS accepted, the SDK's retry then
+            // refused as "already starting"): look again before giving up.
+            let again = task.describe(task_arn).await?;
+            if again.status.is_active() && run_is_since(&again, since) {
+                tracing::info!(task = task_arn, error = %e, "the start took effect despite the error");
+                let started = again.started_at.unwrap_or_else(SystemTime::now);
+                return Ok(started_output(task_arn, config, None, started));
+            }
+            return Err(e);
+        }
+    };
     tracing::info!(task = task_arn, kind = kind.as_str(), "replication started");
-    let run = RunInfo {
-        task_arn: task_arn.to_owned(),
-        start_kind: Some(kind.as_str().to_owned()),
-        started_at: epoch_seconds(SystemTime::now()),
-        elapsed: Duration::ZERO,
-        polls: 0,
-    };
-    // Counts from the previous run would mislead the summary: report a fresh start.
-    let fresh = TaskState {
-        status: TaskStatus::Starting,
-        ..Default::default()
-    };
-    Ok(output(
-        &run,
-        &fresh,
-        ReplicationStatus::Starting,
-        config.min_wait,
+    Ok(started_output(
+        task_arn,
+        config,
+        Some(kind),
+        SystemTime::now(),
     ))
 }

@@ -1,0 +1,17 @@
+//! Lambda entry point of the `lease` step: wiring only. The handler is
+//! [`dbsync_db::steps::lease`]; the configuration, [`StepEnv`].
+
+use std::sync::Arc;
+
+use dbsync_aws::secrets::SecretsManager;
+use dbsync_db::{steps, StepEnv};
+use dbsync_workflow::lambda::serve;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    serve(
+        async { StepEnv::from_env("dbsync-lease", Some(Arc::new(SecretsManager::lazy()))) },
+        |env, event, deadline| steps::lease(env, event, env.budget(deadline.instant())),
+    )
+    .await
+}

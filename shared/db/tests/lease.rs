@@ -1,0 +1,297 @@
+//! The run lease and the database steps working through it, on real PostgreSQL:
+//! one sync at a time however started, a dead holder taken over, the DMS
+//! task's target checked, the run's own table mappings, and a failure path
+//! that never deletes rows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{budget, fk_snapshot, saved_count, setup, LIMITS};
+use dbsync_db::{fks::OrphanPolicy, steps, Db, DbConfig, Selection, StepEnv};
+use dbsync_testpg::{Cluster, TestDb};
+use serde_json::{json, Value};
+
+const SCHEMA: &str = "
+CREATE SCHEMA app;
+CREATE TABLE app.parent (id int PRIMARY KEY);
+CREATE TABLE app.child (id int PRIMARY KEY, parent_id int CONSTRAINT child_parent REFERENCES app.parent);
+CREATE SCHEMA other;
+CREATE TABLE other.t (id int PRIMARY KEY, parent_id int CONSTRAINT t_parent REFERENCES other.t);
+CREATE SCHEMA staging_only;
+CREATE TABLE staging_only.notes (id int PRIMARY KEY, parent_id int CONSTRAINT notes_parent REFERENCES app.parent);
+INSERT INTO app.parent VALUES (1), (2);
+INSERT INTO app.child VALUES (1, 1), (2, 2);
+INSERT INTO staging_only.notes VALUES (1, 2);
+";
+
+const APP_ONLY: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "app", "object-locator": {"schema-name": "app", "table-name": "%"}, "rule-action": "include"}]}"#;
+
+const RUN_A: &str = "arn:aws:states:us-east-1:123456789012:execution:dbsync-sync:a";
+const RUN_B: &str = "arn:aws:states:us-east-1:123456789012:execution:dbsync-sync:b";
+
+fn env(db: &TestDb, policy: OrphanPolicy) -> StepEnv {
+    StepEnv {
+        db: Db::new(DbConfig::from_url(&db.url).unwrap().with_timeouts(LIMITS)),
+        source: None,
+        lease_ttl: Duration::from_secs(3600),
+        selection: Selection::all(),
+        timeouts: LIMITS,
+        orphan_policy: policy,
+        margin: Duration::from_secs(1),
+    }
+}
+
+fn here(db: &TestDb) -> Value {
+    let c = DbConfig::from_url(&db.url).unwrap();
+    json!({"server": c.host().unwrap(), "port": c.port().unwrap(), "database": c.database().unwrap()})
+}
+
+async fn acquire(
+    env: &StepEnv,
+    db: &TestDb,
+    run: &str,
+    take_over: Option<&str>,
+) -> Result<Value, dbsync_workflow::StepError> {
+    steps::lease(
+        env,
+        json!({"action": "acquire", "executionId": run, "target": here(db), "tableMappings": APP_ONLY, "takeOver": take_over}),
+        budget(),
+    )
+    .await
+    .map(|o| serde_json::to_value(o).unwrap())
+}
+
+#[tokio::test]
+async fn one_run_at_a_time_and_a_dead_holder_is_taken_over() {
+    let (db, _client) = setup(SCHEMA, true).await;
+    let env = env(&db, OrphanPolicy::Fail);
+
+    let a = acquire(&env, &db, RUN_A, None).await.unwrap();
+    assert_eq!(a["done"], true);
+    assert_eq!(a["tables"], 2, "app.parent and app.child");
+    // Idempotent for the holder (a retried invocation).
+    assert_eq!(acquire(&env, &db, RUN_A, None).await.unwrap()["done"], true);
+
+    // A second execution is told who holds the target, and changes nothing.
+    let b = acquire(&env, &db, RUN_B, None).await.unwrap();
+    assert_eq!(
+        (b["done"].clone(), b["holder"].clone()),
+        (json!(false), json!(RUN_A))
+    );
+    let before = fk_snapshot(&db.client().await).await;
+    let e = steps::drop_fks(&env, json!({"executionId": RUN_B}), budget())
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "SyncInProgress");
+    assert!(e.to_string().contains(RUN_A), "{e}");
+    let e = steps::drop_fks(&env, json!({}), budget())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.name(),
+        "SyncInProgress",
+        "a step started by hand waits for the run too"
+    );
+    assert_eq!(fk_snapshot(&db.client().await).await, before);
+
+    // Releasing someone else's lease does nothing; the state machine found A dead: take over.
+    let r = steps::lease(
+        &env,
+        json!({"action": "release", "executionId": RUN_B}),
+        budget(),
+    )
+    .await
+    .unwrap();
+    assert!(!r.done);
+    let b = acquire(&env, &db, RUN_B, Some(RUN_A)).await.unwrap();
+    assert_eq!(b["done"], true);
+    let r = steps::lease(
+        &env,
+        json!({"action": "release", "executionId": RUN_B}),
+        budget(),
+    )
+    .await
+    .unwrap();
+    assert!(r.done);
+    assert!(
+        acquire(&env, &db, RUN_A, None).await.unwrap()["done"] == true,
+        "free again"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_free() {
+    let (db, client) = setup(SCHEMA, true).await;
+    let env = env(&db, OrphanPolicy::Fail);
+    acquire(&env, &db, RUN_A, None).await.unwrap();
+    client
+        .batch_execute("UPDATE dbsync.lease SET expires_at = now() - interval '1 second'")
+        .await
+        .unwrap();
+    assert_eq!(acquire(&env, &db, RUN_B, None).await.unwrap()["done"], true);
+}
+
+#[tokio::test]
+async fn the_run_works_on_its_own_mappings() {
+    let (db, mut client) = setup(SCHEMA, true).await;
+    let env = env(&db, OrphanPolicy::Fail);
+    acquire(&env, &db, RUN_A, None).await.unwrap();
+    let out = steps::drop_fks(&env, json!({"executionId": RUN_A}), budget())
+        .await
+        .unwrap();
+    // app's FK and the staging-only one referencing app; other.t is not synced.
+    assert_eq!((out.tables, out.dropped), (2, 2));
+    assert_eq!(saved_count(&client).await, 2);
+    let left = fk_snapshot(&client).await;
+    assert!(
+        left.keys().any(|(_, n)| n == "t_parent") && left.len() == 1,
+        "{left:?}"
+    );
+    steps::restore_fks(&env, json!({"executionId": RUN_A}), budget())
+        .await
+        .unwrap();
+    assert_eq!(saved_count(&client).await, 0);
+    let _ = &mut client;
+}
+
+#[tokio::test]
+async fn a_target_other_than_the_dms_endpoint_is_refused_before_any_change() {
+    let (db, _client) = setup(SCHEMA, true).await;
+    let env = env(&db, OrphanPolicy::Fail);
+    let mut elsewhere = here(&db);
+    elsewhere["database"] = json!("production");
+    let e = steps::lease(
+        &env,
+        json!({"action": "acquire", "executionId": RUN_A, "target": elsewhere, "tableMappings": APP_ONLY}),
+        budget(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ReplicationTaskMisconfigured");
+    assert!(e.to_string().contains("production"), "{e}");
+    let mut elsewhere = here(&db);
+    elsewhere["server"] = json!("prod.example.invalid");
+    let e = steps::lease(
+        &env,
+        json!({"action": "acquire", "executionId": RUN_A, "target": elsewhere, "tableMappings": APP_ONLY}),
+        budget(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ReplicationTaskMisconfigured");
+    // The same host written differently still matches (localhost vs 127.0.0.1).
+    let mut same = here(&db);
+    same["server"] = json!("localhost");
+    let out = steps::lease(
+        &env,
+        json!({"action": "acquire", "executionId": RUN_A, "target": same, "tableMappings": APP_ONLY}),
+        budget(),
+    )
+    .await
+    .unwrap();
+    assert!(out.done);
+}
+
+#[tokio::test]
+async fn not_opted_in_unreachable_source_and_bad_mappings_are_named() {
+    let (db, _client) = setup(SCHEMA, false).await;
+    let e = acquire(&env(&db, OrphanPolicy::Fail), &db, RUN_A, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "TargetNotOptedIn");
+
+    let (db, _client) = setup(SCHEMA, true).await;
+    let mut env = env(&db, OrphanPolicy::Fail);
+    let e = steps::lease(
+        &env,
+        json!({"action": "acquire", "executionId": RUN_A, "target": here(&db), "tableMappings": "{\"rules\": 3}"}),
+        budget(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "InvalidTableMappings");
+
+    // Production down: found before the first FK is dropped.
+    env.source = Some(Db::new(
+        DbConfig::from_url(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            free_port()
+        ))
+        .unwrap(),
+    ));
+    let e = acquire(&env, &db, RUN_A, None).await.unwrap_err();
+    assert_eq!(e.name(), "DatabaseUnavailable");
+    assert!(e.to_string().contains("production (source)"), "{e}");
+    env.source = Some(Db::new(
+        DbConfig::from_url(&Cluster::shared().url("postgres")).unwrap(),
+    ));
+    let out = acquire(&env, &db, RUN_A, None).await.unwrap();
+    assert_eq!(
+        (out["done"].clone(), out["sourceChecked"].clone()),
+        (json!(true), json!(true))
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn delete_never_touches_staging_only_rows_and_compensation_never_deletes() {
+    let (db, client) = setup(SCHEMA, true).await;
+    let env = env(&db, OrphanPolicy::Delete);
+    acquire(&env, &db, RUN_A, None).await.unwrap();
+    steps::drop_fks(&env, json!({"executionId": RUN_A}), budget())
+        .await
+        .unwrap();
+    // The load brought parents without id 2: a synced child and a staging-only note are orphaned.
+    client
+        .batch_execute("DELETE FROM app.parent WHERE id = 2")
+        .await
+        .unwrap();
+
+    // The failure path keeps every row and leaves the keys NOT VALID, saved.
+    let out = steps::restore_fks(
+        &env,
+        json!({"executionId": RUN_A, "compensation": true}),
+        budget(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.deleted_orphan_rows, 0);
+    assert_eq!(out.kept_not_valid_total, 2);
+    assert_eq!(
+        common::count(&client, "SELECT count(*) FROM app.child").await,
+        2
+    );
+    assert_eq!(
+        common::count(&client, "SELECT count(*) FROM staging_only.notes").await,
+        1
+    );
+
+    // A normal restore deletes the synced orphan, never the staging-only one.
+    client
+        .batch_execute("UPDATE dbsync.saved_fk SET state = 'added'")
+        .await
+        .unwrap();
+    let e = steps::restore_fks(&env, json!({"executionId": RUN_A}), budget())
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "OrphanRowsFound");
+    assert!(e.to_string().contains("notes_parent"), "{e}");
+    assert_eq!(
+        common::count(&client, "SELECT count(*) FROM app.child").await,
+        1,
+        "synced orphan deleted"
+    );
+    assert_eq!(
+        common::count(&client, "SELECT count(*) FROM staging_only.notes").await,
+        1,
+        "staging's own row kept"
+    );
+}
