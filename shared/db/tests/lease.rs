@@ -295,3 +295,71 @@ async fn delete_never_touches_staging_only_rows_and_compensation_never_deletes()
         "staging's own row kept"
     );
 }
+
+/// What a Lambda timeout in the middle of a VALIDATE looks like to the
+/// database: the client vanishes mid-statement. The next attempt (Step
+/// Functions retries `Lambda.Unknown`) must finish the job, whatever the
+/// abandoned backend did meanwhile.
+#[tokio::test]
+async fn a_restore_killed_in_the_middle_of_a_validate_is_finished_by_the_next_attempt() {
+    let (db, client) = setup(
+        "CREATE SCHEMA big;
+         CREATE TABLE big.parent (id int PRIMARY KEY);
+         CREATE TABLE big.child (id int PRIMARY KEY, parent_id int CONSTRAINT child_parent REFERENCES big.parent);
+         INSERT INTO big.parent SELECT g FROM generate_series(1, 1500000) g;
+         INSERT INTO big.child SELECT g, g FROM generate_series(1, 1500000) g;",
+        true,
+    )
+    .await;
+    let env = env(&db, OrphanPolicy::Fail);
+    let before = fk_snapshot(&client).await;
+    steps::drop_fks(&env, json!({}), budget()).await.unwrap();
+
+    // First attempt: killed while validating (its session dies with it).
+    let doomed = env_for(&db);
+    let attempt =
+        tokio::spawn(async move { steps::restore_fks(&doomed, json!({}), budget()).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let validating = common::count(
+            &client,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALIDATE CONSTRAINT%' AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        .await;
+        if validating > 0 || attempt.is_finished() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the validation never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    attempt.abort();
+    let _ = attempt.await;
+
+    // The retries: whatever the abandoned statement still holds, they end with every key back.
+    let mut done = false;
+    for _ in 0..40 {
+        match steps::restore_fks(&env, json!({}), budget()).await {
+            Ok(out) if out.remaining == 0 => {
+                done = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_transient() => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(e) => panic!("the retry failed: {e}"),
+        }
+    }
+    assert!(done, "restore never finished");
+    assert_eq!(
+        fk_snapshot(&client).await,
+        before,
+        "every key back, validated, as before"
+    );
+    assert_eq!(saved_count(&client).await, 0);
+}
+
+fn env_for(db: &TestDb) -> StepEnv {
+    env(db, OrphanPolicy::Fail)
+}
