@@ -7,7 +7,7 @@ mod progress;
 mod run;
 mod steps;
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use config::{RunConfig, Versions};
@@ -127,6 +127,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, and never under NO_COLOR (no-color.org).
+        .with_ansi(use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .init();
     match dispatch(Cli::parse().command).await {
         Ok(code) => code,
@@ -135,6 +140,11 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether log lines may carry ANSI colours.
+fn use_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The `--table-mappings` file's text, if given.
@@ -330,4 +340,20 @@ async fn plan(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(!use_colour(false, None), "a pipe or a file gets plain text");
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(
+            use_colour(true, Some("".into())),
+            "NO_COLOR set but empty does not count"
+        );
+    }
 }

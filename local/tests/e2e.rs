@@ -117,7 +117,17 @@ impl Env {
     /// Runs a sync; returns (exit success, the printed JSON).
     fn run(&self, extra: &[&str]) -> (bool, Value) {
         let args = self.run_args(extra);
-        let out = Command::new(BIN).args(&args).output().expect("run dbsync");
+        // Logs on (warnings and up) into a pipe: they must come without colour codes.
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("DBSYNC_LOG", "info")
+            .output()
+            .expect("run dbsync");
+        assert!(
+            !out.stderr.contains(&0x1b),
+            "colour codes in logs written to a pipe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
             serde_json::json!({"stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)})
         });
