@@ -78,6 +78,7 @@ pub async fn drop_fks(
     let ctx = "dropping foreign keys";
     let err = |e| classify(e, ctx);
     let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
+    tx.batch_execute(sql::UPGRADE_SAVED).await.map_err(err)?;
     let tables = selected_tables(&tx, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let plan = tx
@@ -163,6 +164,7 @@ struct Saved {
     child_columns: Vec<String>,
     parent_columns: Vec<String>,
     match_full: bool,
+    comment: Option<String>,
 }
 
 impl Saved {
@@ -187,7 +189,21 @@ impl Saved {
             child_columns: r.get("child_columns"),
             parent_columns: r.get("parent_columns"),
             match_full: r.get("match_full"),
+            comment: r.get("comment"),
         }
+    }
+
+    /// `; COMMENT ON CONSTRAINT …` when the original had a comment (after an ADD).
+    fn comment_statement(&self) -> String {
+        self.comment
+            .as_deref()
+            .map(|c| {
+                format!(
+                    ";\n{}",
+                    sql::comment_on_constraint(&self.child_table, &self.name, c)
+                )
+            })
+            .unwrap_or_default()
     }
 
     fn label(&self) -> String {
@@ -254,7 +270,11 @@ impl Work {
     fn statement(&self) -> String {
         match self {
             Work::Validate(s) => sql::validate_constraint(&s.child_table, &s.name),
-            Work::AddValidated(s) => sql::add_constraint(&s.child_table, &s.name, &s.definition),
+            Work::AddValidated(s) => format!(
+                "{}{}",
+                sql::add_constraint(&s.child_table, &s.name, &s.definition),
+                s.comment_statement()
+            ),
         }
     }
 }
@@ -282,6 +302,7 @@ async fn add_phase(
     let ctx = "re-adding foreign keys";
     let err = |e| classify(e, ctx);
     let tx = step_transaction(client, opts.timeouts, budget, true, ctx).await?;
+    tx.batch_execute(sql::UPGRADE_SAVED).await.map_err(err)?;
     let saved: Vec<Saved> = tx
         .query_typed(sql::RESTORE_STATUS, &[])
         .await
@@ -330,6 +351,7 @@ async fn add_phase(
                     &s.name,
                     &s.definition_not_valid(),
                 ));
+                adds.push_str(&s.comment_statement());
                 adds.push_str(";\n");
                 out.added += 1;
                 if s.must_validate() {

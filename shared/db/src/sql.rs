@@ -80,12 +80,18 @@ CREATE TABLE IF NOT EXISTS dbsync.saved_fk (
     on_partitioned   boolean NOT NULL,
     state            text NOT NULL DEFAULT 'dropped'
                      CHECK (state IN ('dropped', 'added', 'kept_not_valid')),
+    -- COMMENT ON CONSTRAINT, re-applied with the constraint
+    comment          text,
     saved_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (table_schema, table_name, constraint_name)
 );
 INSERT INTO dbsync.target (database) VALUES (pg_catalog.current_database())
 ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_catalog.now();
 ";
+
+/// Brings `dbsync.saved_fk` of a target opted in by an older dbsync up to date
+/// (run in the steps' transactions before they touch it).
+pub const UPGRADE_SAVED: &str = "ALTER TABLE dbsync.saved_fk ADD COLUMN IF NOT EXISTS comment text";
 
 /// The run lease: one row while a sync holds the target. Created by
 /// `init-target`, and by the first acquire on targets opted in before it existed.
@@ -186,13 +192,14 @@ saved AS (
     INSERT INTO dbsync.saved_fk AS s
         (table_schema, table_name, constraint_name, definition, was_validated,
          child_table, child_only, parent_table, parent_only, child_columns, parent_columns,
-         match_full, on_partitioned)
+         match_full, on_partitioned, comment)
     SELECT table_schema, table_name, conname, pg_catalog.pg_get_constraintdef(oid), convalidated,
            child_table, child_kind = 'r', parent_table, parent_kind = 'r', child_columns, parent_columns,
-           confmatchtype = 'f', child_kind = 'p'
+           confmatchtype = 'f', child_kind = 'p', pg_catalog.obj_description(oid, 'pg_constraint')
     FROM fk
     ON CONFLICT (table_schema, table_name, constraint_name) DO UPDATE SET
         state = 'dropped',
+        comment = coalesce(EXCLUDED.comment, s.comment),
         definition = CASE WHEN {same} THEN s.definition ELSE EXCLUDED.definition END,
         was_validated = CASE WHEN {same} THEN s.was_validated ELSE EXCLUDED.was_validated END
     RETURNING 1
@@ -226,7 +233,7 @@ SELECT s.table_schema, s.table_name, s.constraint_name, s.definition, s.was_vali
        c.convalidated AS live_validated,
        pg_catalog.current_setting('server_version_num')::int4 AS server_version,
        s.child_table, s.child_only, s.parent_table, s.parent_only, s.child_columns,
-       s.parent_columns, s.match_full
+       s.parent_columns, s.match_full, s.comment
 FROM dbsync.saved_fk s
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.table_schema
 LEFT JOIN pg_catalog.pg_class t ON t.relnamespace = n.oid AND t.relname = s.table_name
@@ -271,6 +278,14 @@ pub fn add_constraint(table: &str, constraint: &str, definition: &str) -> String
     format!(
         "ALTER TABLE {table} ADD CONSTRAINT {} {definition}",
         ident(constraint)
+    )
+}
+
+pub fn comment_on_constraint(table: &str, constraint: &str, comment: &str) -> String {
+    format!(
+        "COMMENT ON CONSTRAINT {} ON {table} IS {}",
+        ident(constraint),
+        literal(comment)
     )
 }
 
@@ -487,6 +502,7 @@ mod tests {
             RESTORE_STATUS.to_owned(),
             RECORD_RESTORE_PROGRESS.to_owned(),
             CREATE_LEASE.to_owned(),
+            UPGRADE_SAVED.to_owned(),
             READ_LEASE.to_owned(),
             TAKE_LEASE.to_owned(),
             RELEASE_LEASE.to_owned(),

@@ -4,7 +4,7 @@
 //! - [`table_checksums`]: per table, the row count and an order-independent
 //!   checksum of the rows — equal on both sides means the same rows.
 //! - [`foreign_keys`]: every foreign key, partition clones included, with its
-//!   exact definition and every flag that a restore must bring back.
+//!   exact definition, every flag and the comment a restore must bring back.
 //! - [`sequences_accept_inserts`]: a row of defaults goes into every table
 //!   whose column takes a sequence (rolled back), proving each sequence is
 //!   past the data.
@@ -60,9 +60,10 @@ pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
         .query(
             "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
                     pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
-                        ' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s clone=%s ref=%s]',
+                        ' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s clone=%s ref=%s comment=%s]',
                         c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype,
-                        c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass)
+                        c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass,
+                        pg_catalog.obj_description(c.oid, 'pg_constraint'))
              FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
             &[],
         )

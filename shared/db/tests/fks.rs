@@ -605,3 +605,28 @@ async fn drop_sends_the_same_number_of_statements_for_10_or_300_fks() {
     assert_eq!(sent[0], sent[1], "statements sent for 10 vs 300 FKs");
     assert!(sent[0] <= 8, "{sent:?}");
 }
+
+#[tokio::test]
+async fn comments_on_the_dropped_keys_come_back() {
+    let (_db, mut client) = setup(
+        "CREATE SCHEMA c;
+         CREATE TABLE c.parent (id int PRIMARY KEY);
+         CREATE TABLE c.child (id int PRIMARY KEY, parent_id int CONSTRAINT child_parent REFERENCES c.parent,
+                               other_id int CONSTRAINT child_other REFERENCES c.parent);
+         COMMENT ON CONSTRAINT child_parent ON c.child IS 'every child has a parent; it''s the law';",
+        true,
+    )
+    .await;
+    let before = fk_snapshot(&client).await;
+    assert!(
+        before.values().any(|d| d.contains("it's the law")),
+        "{before:?}"
+    );
+    fks::drop_fks(&mut client, &select(&["c"]), LIMITS, budget())
+        .await
+        .unwrap();
+    fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
+        .await
+        .unwrap();
+    assert_eq!(fk_snapshot(&client).await, before);
+}
