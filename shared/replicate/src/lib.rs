@@ -7,6 +7,9 @@
 //! - Every copy reads **one exported snapshot** of the source
 //!   (`pg_export_snapshot` / `SET TRANSACTION SNAPSHOT`), so, unlike DMS, the
 //!   copy is consistent across tables and leaves no orphans.
+//! - User triggers of a table are switched off for its load and back on (in
+//!   the mode each had) in the same transaction, so copied rows are not
+//!   rewritten or audited and no crash leaves a trigger off.
 //! - Each table is `TRUNCATE`d and loaded in one target transaction, with
 //!   binary `COPY … TO STDOUT` streamed into `COPY … FROM STDIN (FREEZE)`;
 //!   several tables at once on separate connections, largest first.
@@ -406,8 +409,16 @@ async fn copy_table(
     let ctx = format!("copying {}", t.qualified());
     let err = |e| classify(e, &ctx);
     let (name, cols) = (t.qualified(), t.column_list());
+    target.batch_execute("BEGIN").await.map_err(err)?;
+    // User triggers stay quiet for copied rows (a BEFORE INSERT trigger would
+    // rewrite them, audit triggers would log them). Switched off and back on
+    // inside this transaction: a crash can never leave one disabled.
+    let triggers = user_triggers(target, &name).await.map_err(err)?;
+    if let Some(off) = triggers_statement(&name, &triggers, false) {
+        target.batch_execute(&off).await.map_err(err)?;
+    }
     target
-        .batch_execute(&format!("BEGIN; TRUNCATE ONLY {name}"))
+        .batch_execute(&format!("TRUNCATE ONLY {name}"))
         .await
         .map_err(err)?;
     let out = source
@@ -432,6 +443,51 @@ async fn copy_table(
     }
     sink.send_all(&mut out).await.map_err(err)?;
     let rows = sink.as_mut().finish().await.map_err(err)?;
+    if let Some(on) = triggers_statement(&name, &triggers, true) {
+        target.batch_execute(&on).await.map_err(err)?;
+    }
     target.batch_execute("COMMIT").await.map_err(err)?;
     Ok(rows)
+}
+
+/// A table's enabled user triggers and how each fires (`O` origin, `R`
+/// replica, `A` always). Internal triggers (foreign keys) and constraint
+/// triggers are left alone.
+async fn user_triggers(
+    target: &Client,
+    table: &str,
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    Ok(target
+        .query_typed(
+            "SELECT t.tgname::text AS name, t.tgenabled::text AS mode
+             FROM pg_catalog.pg_trigger t
+             WHERE t.tgrelid = $1::text::pg_catalog.regclass
+               AND NOT t.tgisinternal AND t.tgconstraint = 0 AND t.tgenabled <> 'D'
+             ORDER BY 1",
+            &[(&table, Type::TEXT)],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get("name"), r.get("mode")))
+        .collect())
+}
+
+/// One `ALTER TABLE` switching the triggers off, or back to exactly how they fired.
+fn triggers_statement(table: &str, triggers: &[(String, String)], on: bool) -> Option<String> {
+    if triggers.is_empty() {
+        return None;
+    }
+    let actions: Vec<String> = triggers
+        .iter()
+        .map(|(name, mode)| {
+            let how = match (on, mode.as_str()) {
+                (false, _) => "DISABLE",
+                (true, "R") => "ENABLE REPLICA",
+                (true, "A") => "ENABLE ALWAYS",
+                (true, _) => "ENABLE",
+            };
+            format!("{how} TRIGGER {}", ident(name))
+        })
+        .collect();
+    Some(format!("ALTER TABLE {table} {}", actions.join(", ")))
 }

@@ -172,3 +172,61 @@ async fn an_unreachable_source_fails_the_run() {
         .unwrap()
         .contains("database unavailable"));
 }
+
+/// User triggers do not fire for copied rows, come back in the mode each had
+/// (a trigger the user disabled stays disabled), and constraint triggers are
+/// left alone.
+#[tokio::test]
+async fn user_triggers_are_quiet_during_the_load_and_exactly_as_before_after() {
+    let (src, dst) = pair().await;
+    let t = dst.client().await;
+    t.batch_execute(
+        "CREATE TABLE app.audit (n int);
+         CREATE FUNCTION app.rewrite() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN NEW.name := 'rewritten'; RETURN NEW; END $$;
+         CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO app.audit VALUES (1); RETURN NULL; END $$;
+         CREATE TRIGGER a_rewrite BEFORE INSERT ON app.customers FOR EACH ROW EXECUTE FUNCTION app.rewrite();
+         CREATE TRIGGER b_audit AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.audit();
+         CREATE TRIGGER c_always AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.audit();
+         ALTER TABLE app.orders ENABLE ALWAYS TRIGGER c_always;
+         CREATE TRIGGER d_replica AFTER TRUNCATE ON app.orders FOR EACH STATEMENT EXECUTE FUNCTION app.audit();
+         ALTER TABLE app.orders ENABLE REPLICA TRIGGER d_replica;
+         CREATE TRIGGER e_off AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.audit();
+         ALTER TABLE app.orders DISABLE TRIGGER e_off;
+         CREATE TRIGGER f_partition BEFORE INSERT ON app.events_a FOR EACH ROW EXECUTE FUNCTION app.rewrite();
+         CREATE CONSTRAINT TRIGGER g_constraint AFTER INSERT ON app.\"Odd \"\"Name\"\"\" FOR EACH ROW EXECUTE FUNCTION app.audit();",
+    )
+    .await
+    .unwrap();
+    let modes = || async {
+        dst.client()
+            .await
+            .query(
+                "SELECT tgname::text, tgenabled::text FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect::<Vec<_>>()
+    };
+    let before = modes().await;
+    let r = LocalReplicator::new(options(&src, &dst));
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(state.tables_errored, 0, "{state:?}");
+    assert_eq!(
+        checksums(&src).await,
+        checksums(&dst).await,
+        "no row rewritten"
+    );
+    assert_eq!(modes().await, before, "every trigger exactly as before");
+    let audited: i64 = t
+        .query_one("SELECT count(*) FROM app.audit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Only the constraint trigger (left alone on purpose) saw the two copied rows.
+    assert_eq!(audited, 2);
+}
