@@ -318,6 +318,7 @@ async fn plan(
     let mut client = target.connect().await?;
     let opted_in = dbsync_db::target::is_target(&mut client).await?;
     let fks = dbsync_db::fks::plan(&mut client, selection).await?;
+    let checks = dbsync_db::fks::plan_checks(&mut client, selection).await?;
     let tables = dbsync_db::selected_tables(&client, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let seqs = dbsync_db::sequences::sequence_uses(&client, &oids).await?;
@@ -329,6 +330,7 @@ async fn plan(
         "target": target.describe(),
         "optedIn": opted_in,
         "foreignKeysToDrop": fks.iter().map(|(c, n, p)| json!({"table": c, "constraint": n, "references": p})).collect::<Vec<_>>(),
+        "notValidChecksToLift": checks.iter().map(|(t, n, d)| json!({"table": t, "constraint": n, "definition": d})).collect::<Vec<_>>(),
         "sequencesToFix": seqs.iter().map(|s| json!({"sequence": s.name, "columns": s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
         "tablesToCopy": copy.map(|c| c.iter().map(|t| t.qualified()).collect::<Vec<_>>()),
     });

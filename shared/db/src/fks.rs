@@ -85,12 +85,22 @@ pub async fn drop_fks(
         .query_typed(&sql::capture_and_plan_drop(), &[(&oids, Type::OID_ARRAY)])
         .await
         .map_err(err)?;
-    let mut dropped = 0u64;
+    let checks = tx
+        .query_typed(
+            &sql::capture_and_plan_check_drop(),
+            &[(&oids, Type::OID_ARRAY)],
+        )
+        .await
+        .map_err(err)?;
+    // Every drop in one round trip.
+    let (mut dropped, mut checks_dropped) = (0u64, 0u64);
     let mut statements = String::new();
-    for row in &plan {
-        statements.push_str(row.get::<_, &str>(0));
-        statements.push_str(";\n");
-        dropped += row.get::<_, i64>(1) as u64;
+    for (rows, n) in [(&plan, &mut dropped), (&checks, &mut checks_dropped)] {
+        for row in rows {
+            statements.push_str(row.get::<_, &str>(0));
+            statements.push_str(";\n");
+            *n += row.get::<_, i64>(1) as u64;
+        }
     }
     if !statements.is_empty() {
         tx.batch_execute(&statements).await.map_err(err)?;
@@ -105,6 +115,7 @@ pub async fn drop_fks(
         tables: tables.len() as u64,
         dropped,
         saved: saved as u64,
+        checks_dropped,
     })
 }
 
@@ -363,9 +374,14 @@ async fn add_phase(
             }
         }
     }
+    let checks = restore_checks(&tx, &mut conflicts).await?;
     if !conflicts.is_empty() {
         // Nothing was changed: the transaction rolls back on drop.
         return Err(StepError::ConstraintConflict(summarize(&conflicts)));
+    }
+    if !checks.0.is_empty() {
+        tx.batch_execute(&checks.0).await.map_err(err)?;
+        out.checks_restored += checks.1;
     }
     if !adds.is_empty() {
         tx.batch_execute(&adds).await.map_err(err)?;
@@ -400,6 +416,79 @@ async fn add_phase(
                 Work::Validate(s)
             }
         })
+        .collect())
+}
+
+/// The statements that put the saved NOT VALID checks back (and forget them),
+/// with how many come back; name clashes go to `conflicts`.
+async fn restore_checks(
+    tx: &tokio_postgres::Transaction<'_>,
+    conflicts: &mut Vec<String>,
+) -> Result<(String, u64), StepError> {
+    let rows = tx
+        .query_typed(sql::CHECK_RESTORE_STATUS, &[])
+        .await
+        .map_err(|e| classify(e, "re-adding check constraints"))?;
+    let mut batch = String::new();
+    let mut restored = 0;
+    for r in &rows {
+        let (schema, table, name): (&str, &str, &str) = (
+            r.get("table_schema"),
+            r.get("table_name"),
+            r.get("constraint_name"),
+        );
+        let (definition, comment): (&str, Option<&str>) = (r.get("definition"), r.get("comment"));
+        let qualified: &str = r.get("qualified");
+        let label = format!("{qualified}.{}", sql::ident(name));
+        if !r.get::<_, bool>("table_exists") {
+            conflicts.push(format!("{label} (table no longer exists)"));
+            continue;
+        }
+        match r.get::<_, Option<&str>>("live_definition") {
+            Some(live) if live == definition => {}
+            Some(_) => {
+                conflicts.push(label);
+                continue;
+            }
+            None => {
+                batch.push_str(&sql::add_constraint(qualified, name, definition));
+                batch.push_str(";\n");
+                if let Some(c) = comment {
+                    batch.push_str(&sql::comment_on_constraint(qualified, name, c));
+                    batch.push_str(";\n");
+                }
+                restored += 1;
+            }
+        }
+        batch.push_str(&sql::forget_saved_check(schema, table, name));
+        batch.push_str(";\n");
+    }
+    Ok((batch, restored))
+}
+
+/// `CHECK … NOT VALID` constraints a sync would lift, as (table, constraint,
+/// definition). Read-only.
+pub async fn plan_checks(
+    client: &mut Client,
+    selection: &Selection,
+) -> Result<Vec<(String, String, String)>, StepError> {
+    let ctx = "planning";
+    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
+    tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL transaction_read_only = on")
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    let oids: Vec<u32> = selected_tables(&tx, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
+    let rows = tx
+        .query_typed(&sql::plan_checks(), &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
 

@@ -89,9 +89,21 @@ INSERT INTO dbsync.target (database) VALUES (pg_catalog.current_database())
 ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_catalog.now();
 ";
 
-/// Brings `dbsync.saved_fk` of a target opted in by an older dbsync up to date
-/// (run in the steps' transactions before they touch it).
-pub const UPGRADE_SAVED: &str = "ALTER TABLE dbsync.saved_fk ADD COLUMN IF NOT EXISTS comment text";
+/// Brings the bookkeeping of a target opted in by an older dbsync up to date
+/// (run in the steps' transactions before they touch it): constraint comments,
+/// and the saved `CHECK … NOT VALID` constraints.
+pub const UPGRADE_SAVED: &str = "
+ALTER TABLE dbsync.saved_fk ADD COLUMN IF NOT EXISTS comment text;
+CREATE TABLE IF NOT EXISTS dbsync.saved_check (
+    table_schema    text NOT NULL,
+    table_name      text NOT NULL,
+    constraint_name text NOT NULL,
+    -- pg_get_constraintdef() under an empty search_path, NOT VALID included
+    definition      text NOT NULL,
+    comment         text,
+    saved_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_schema, table_name, constraint_name)
+)";
 
 /// The run lease: one row while a sync holds the target. Created by
 /// `init-target`, and by the first acquire on targets opted in before it existed.
@@ -212,6 +224,74 @@ GROUP BY table_schema, table_name
 ORDER BY table_schema, table_name",
         same = "pg_catalog.regexp_replace(s.definition, ' NOT VALID$', '') \
                 = pg_catalog.regexp_replace(EXCLUDED.definition, ' NOT VALID$', '')"
+    )
+}
+
+/// `CHECK … NOT VALID` constraints on the synced tables (`$1` oids, partitions
+/// and ancestors included) — top-level ones only (`coninhcount = 0`): an
+/// inherited copy goes and comes back with its parent's. A load would refuse
+/// rows that break one (a copy checks every CHECK, valid or not), and the
+/// source may hold such rows: that is what NOT VALID allowed there.
+const CHECKS_IN_SCOPE: &str = "
+ck AS (
+    SELECT c.oid, c.conname::text AS conname,
+           n.nspname::text AS table_schema, t.relname::text AS table_name
+    FROM pg_catalog.pg_constraint c
+    JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+    WHERE c.contype = 'c' AND NOT c.convalidated AND c.coninhcount = 0
+      AND c.conrelid IN (SELECT relid FROM sel)
+      AND n.nspname <> 'dbsync'
+)";
+
+/// Saves (keeping an earlier saved copy) and lists the drops of the in-scope
+/// NOT VALID checks, like [`capture_and_plan_drop`] for FKs.
+pub fn capture_and_plan_check_drop() -> String {
+    format!(
+        "WITH {FKS_IN_SCOPE}, {CHECKS_IN_SCOPE},
+saved AS (
+    INSERT INTO dbsync.saved_check (table_schema, table_name, constraint_name, definition, comment)
+    SELECT table_schema, table_name, conname, pg_catalog.pg_get_constraintdef(oid),
+           pg_catalog.obj_description(oid, 'pg_constraint')
+    FROM ck
+    ON CONFLICT (table_schema, table_name, constraint_name) DO NOTHING
+    RETURNING 1
+)
+SELECT pg_catalog.format('ALTER TABLE %I.%I ', table_schema, table_name)
+       || pg_catalog.string_agg(pg_catalog.format('DROP CONSTRAINT %I', conname), ', ' ORDER BY conname),
+       pg_catalog.count(*)
+FROM ck
+GROUP BY table_schema, table_name
+ORDER BY table_schema, table_name"
+    )
+}
+
+/// The in-scope NOT VALID checks without changing anything (for `plan`).
+pub fn plan_checks() -> String {
+    format!(
+        "WITH {FKS_IN_SCOPE}, {CHECKS_IN_SCOPE}
+SELECT pg_catalog.format('%I.%I', table_schema, table_name), conname,
+       pg_catalog.pg_get_constraintdef(oid)
+FROM ck ORDER BY 1, 2"
+    )
+}
+
+/// Every saved check with its live counterpart, if any.
+pub const CHECK_RESTORE_STATUS: &str = "
+SELECT s.table_schema, s.table_name, s.constraint_name, s.definition, s.comment,
+       pg_catalog.format('%I.%I', s.table_schema, s.table_name) AS qualified,
+       t.oid IS NOT NULL AS table_exists,
+       pg_catalog.pg_get_constraintdef(c.oid) AS live_definition
+FROM dbsync.saved_check s
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.table_schema
+LEFT JOIN pg_catalog.pg_class t ON t.relnamespace = n.oid AND t.relname = s.table_name
+LEFT JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid AND c.conname = s.constraint_name
+ORDER BY 1, 2, 3";
+
+pub fn forget_saved_check(schema: &str, table: &str, constraint: &str) -> String {
+    format!(
+        "DELETE FROM dbsync.saved_check WHERE {}",
+        saved_key(schema, table, constraint)
     )
 }
 
@@ -503,6 +583,9 @@ mod tests {
             RECORD_RESTORE_PROGRESS.to_owned(),
             CREATE_LEASE.to_owned(),
             UPGRADE_SAVED.to_owned(),
+            capture_and_plan_check_drop(),
+            CHECK_RESTORE_STATUS.to_owned(),
+            forget_saved_check("a", "b", "c"),
             READ_LEASE.to_owned(),
             TAKE_LEASE.to_owned(),
             RELEASE_LEASE.to_owned(),
@@ -513,6 +596,7 @@ mod tests {
         // Every schema-qualified project table and every mention as a schema name.
         for (i, _) in all
             .match_indices(".saved_fk")
+            .chain(all.match_indices(".saved_check"))
             .chain(all.match_indices(".target "))
         {
             let before = &all[..i];

@@ -17,6 +17,9 @@ pub async fn init_target(client: &mut Client) -> Result<(), StepError> {
     tx.batch_execute(sql::CREATE_LEASE)
         .await
         .map_err(|e| classify(e, ctx))?;
+    tx.batch_execute(sql::UPGRADE_SAVED)
+        .await
+        .map_err(|e| classify(e, ctx))?;
     tx.commit().await.map_err(|e| classify(e, ctx))
 }
 

@@ -5,6 +5,7 @@
 //!   checksum of the rows — equal on both sides means the same rows.
 //! - [`foreign_keys`]: every foreign key, partition clones included, with its
 //!   exact definition, every flag and the comment a restore must bring back.
+//! - [`check_constraints`]: every CHECK constraint, with validity and comment.
 //! - [`sequences_accept_inserts`]: a row of defaults goes into every table
 //!   whose column takes a sequence (rolled back), proving each sequence is
 //!   past the data.
@@ -65,6 +66,37 @@ pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
                         c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass,
                         pg_catalog.obj_description(c.oid, 'pg_constraint'))
              FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
+            &[],
+        )
+        .await
+        .map_err(e)?;
+    client.batch_execute("COMMIT").await.map_err(e)?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
+}
+
+/// Every CHECK constraint of the user tables: definition under an empty
+/// search path, validity, whether it is inherited, and its comment.
+pub async fn check_constraints(client: &Client) -> Result<ForeignKeys, StepError> {
+    let e = |e| classify(e, "reading check constraints");
+    client
+        .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
+        .await
+        .map_err(e)?;
+    let rows = client
+        .query(
+            "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
+                    pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
+                        ' [validated=%s local=%s inherited=%s comment=%s]',
+                        c.convalidated, c.conislocal, c.coninhcount,
+                        pg_catalog.obj_description(c.oid, 'pg_constraint'))
+             FROM pg_catalog.pg_constraint c
+             JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+             WHERE c.contype = 'c'
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')",
             &[],
         )
         .await

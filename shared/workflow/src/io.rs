@@ -141,6 +141,9 @@ pub struct DropFksOutput {
     pub dropped: u64,
     /// Foreign keys saved in the target and waiting to be restored (this run's and any earlier).
     pub saved: u64,
+    /// `CHECK … NOT VALID` constraints saved and dropped for the load (restored with the FKs).
+    #[serde(default)]
+    pub checks_dropped: u64,
 }
 
 /// One constraint that could not be validated because of orphan rows.
@@ -158,6 +161,9 @@ pub struct OrphanReport {
 pub struct RestoreFksOutput {
     /// Constraints re-created (NOT VALID, or validated on the spot where PostgreSQL requires it).
     pub added: u64,
+    /// `CHECK … NOT VALID` constraints put back as they were.
+    #[serde(default)]
+    pub checks_restored: u64,
     /// Constraints validated by this invocation.
     pub validated: u64,
     /// Constraints skipped because an identical one already existed.
