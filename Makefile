@@ -17,7 +17,8 @@ REGION ?= us-east-1
 # The functions, as SAM logical id = binary (= package) name.
 FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
              DropFksFunction=drop-fks StartDmsFunction=start-dms PollDmsFunction=poll-dms \
-             RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences TriggerFunction=trigger
+             RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences \
+             RefreshViewsFunction=refresh-views TriggerFunction=trigger
 BINARIES := $(foreach f,$(FUNCTIONS),--bin $(word 2,$(subst =, ,$(f))))
 
 .PHONY: help

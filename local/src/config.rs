@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub target: DbConfig,
     pub versions: Versions,
     pub selection: Selection,
+    /// Refresh the materialized views over the synced tables after the load.
+    pub refresh_views: bool,
     /// The mappings' JSON text, as a DMS task would hold it (`None`: every user table).
     pub table_mappings: Option<String>,
     pub orphan_policy: OrphanPolicy,

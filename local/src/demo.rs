@@ -198,6 +198,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         versions: Versions::Dir(versions.clone()),
         selection: selection.clone(),
         table_mappings: Some(TABLE_MAPPINGS.into()),
+        refresh_views: true,
         orphan_policy: dbsync_db::fks::OrphanPolicy::Fail,
         parallelism: 4,
         time_scale: 0.05,

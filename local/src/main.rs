@@ -33,6 +33,9 @@ struct SyncArgs {
     /// DMS table-mapping JSON (selection rules); default: every user table.
     #[arg(long, value_name = "FILE")]
     table_mappings: Option<PathBuf>,
+    /// Leave the materialized views over the synced tables as they are (default: refresh them).
+    #[arg(long)]
+    no_refresh_views: bool,
     /// What to do with orphan rows when validating restored FKs.
     #[arg(long, default_value = "fail", value_parser = ["fail", "delete", "keep-not-valid"])]
     orphan_policy: String,
@@ -197,6 +200,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 versions,
                 selection: selection(&sync)?,
                 table_mappings: mappings(&sync)?,
+                refresh_views: !sync.no_refresh_views,
                 orphan_policy: sync.orphan_policy.parse::<OrphanPolicy>()?,
                 parallelism,
                 time_scale: 0.05,

@@ -73,6 +73,7 @@ fn summarize(state: &str, output: &Value) -> String {
         "AcquireLease" | "TakeOverLease" => "lease",
         "StopReplication" => "stop",
         "FixSequencesAfterFailure" => "sequencesAfterFailure",
+        "RefreshViews" => "views",
         "CheckSchemaVersions" => "versions",
         "DropForeignKeys" => "dropFks",
         "StartReplication" | "PollReplication" => "replication",
@@ -100,6 +101,19 @@ fn summarize(state: &str, output: &Value) -> String {
                 format!("run lease taken; {} tables selected", r("tables"))
             } else {
                 format!("held by {}", r("holder").as_str().unwrap_or("?"))
+            }
+        }
+        "RefreshViews" => {
+            if r("disabled") == Value::Bool(true) {
+                "switched off".into()
+            } else {
+                format!(
+                    "{} of {} materialized views refreshed ({} concurrently), {} remaining",
+                    r("refreshed"),
+                    r("views"),
+                    r("concurrently"),
+                    r("remaining")
+                )
             }
         }
         "StopReplication" => format!("task {}", r("status").as_str().unwrap_or("?")),

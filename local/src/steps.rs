@@ -73,6 +73,7 @@ impl LocalSteps {
                     cfg.source.clone().with_application_name("dbsync-local"),
                 )),
                 lease_ttl: dbsync_db::lease::DEFAULT_TTL,
+                refresh_views: cfg.refresh_views,
                 selection: cfg.selection.clone(),
                 timeouts: Timeouts::default(),
                 orphan_policy: cfg.orphan_policy,
@@ -169,6 +170,7 @@ impl LocalSteps {
             }
             "restore-fks" => out(db_steps::restore_fks(&self.env, payload, budget(900)).await),
             "fix-sequences" => out(db_steps::fix_sequences(&self.env, payload, budget(300)).await),
+            "refresh-views" => out(db_steps::refresh_views(&self.env, payload, budget(900)).await),
             other => Err(StepError::Configuration(format!("no step named {other:?}"))),
         }
     }

@@ -12,6 +12,7 @@
 //! | `ORPHAN_POLICY` | `fail` / `delete` / `keep-not-valid` (restore) | `fail` |
 //! | `TIME_MARGIN_MS` | time kept back from the invocation's deadline | 15000 |
 //! | `SOURCE_DATABASE_URL` / `SOURCE_DB_SECRET_ARN` | production, when reachable: the lease step checks it answers | none |
+//! | `REFRESH_VIEWS` | `false`: leave the materialized views over synced tables as they are | `true` |
 //! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
 
 use std::{
@@ -32,6 +33,8 @@ pub struct StepEnv {
     pub source: Option<Db>,
     /// How long a run lease lasts at most (`LEASE_TTL_SECONDS`).
     pub lease_ttl: Duration,
+    /// Refresh the materialized views over the synced tables (`REFRESH_VIEWS`).
+    pub refresh_views: bool,
     pub selection: Selection,
     pub timeouts: Timeouts,
     pub orphan_policy: OrphanPolicy,
@@ -108,6 +111,7 @@ impl StepEnv {
             db: connection_from_env("DATABASE_URL", "DB_SECRET_ARN", app, timeouts, secrets)?,
             source,
             lease_ttl: crate::lease::ttl_from_env()?,
+            refresh_views: config::flag("REFRESH_VIEWS", true)?,
             selection: Selection::from_env()?,
             timeouts,
             orphan_policy: config::parsed("ORPHAN_POLICY")?.unwrap_or_default(),

@@ -12,6 +12,7 @@
 //! - [`sequences`]: move every sequence behind the synced columns past the data.
 //! - [`target`]: the opt-in marker destructive steps insist on.
 //! - [`lease`]: one sync at a time per target, however it was started.
+//! - [`views`]: materialized views over the synced tables, refreshed after the load.
 //! - [`version`]: schema versions read with a query (version-check's `sql` source).
 //! - [`verify`]: compare two databases after a sync (the demo and the tests).
 //!
@@ -32,6 +33,7 @@ pub mod target;
 mod tls;
 pub mod verify;
 pub mod version;
+pub mod views;
 
 pub use connect::{ConfigLoader, Db, DbConfig, Timeouts};
 pub use env::StepEnv;

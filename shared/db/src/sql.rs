@@ -295,6 +295,75 @@ pub fn forget_saved_check(schema: &str, table: &str, constraint: &str) -> String
     )
 }
 
+/// Materialized views depending on the selected tables (`$1` oids), directly
+/// or through views and other materialized views, deepest dependency last;
+/// `concurrently` when the view is populated and has a unique index on plain
+/// columns (what `REFRESH … CONCURRENTLY` needs).
+pub const DEPENDENT_VIEWS: &str = "
+WITH RECURSIVE rel AS (
+    SELECT r.relid
+    FROM pg_catalog.unnest($1::pg_catalog.oid[]) AS s(oid)
+    CROSS JOIN LATERAL (
+        SELECT s.oid AS relid
+        UNION SELECT a.relid FROM pg_catalog.pg_partition_ancestors(s.oid) AS a
+        UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.oid) AS t
+    ) AS r
+), deps AS (
+    SELECT DISTINCT w.ev_class AS view, 1 AS depth
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refobjid IN (SELECT relid FROM rel) AND w.ev_class <> d.refobjid
+    UNION
+    SELECT w.ev_class, deps.depth + 1
+    FROM deps
+    JOIN pg_catalog.pg_depend d ON d.refobjid = deps.view
+         AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+    JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+    WHERE w.ev_class <> deps.view AND deps.depth < 50
+)
+SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,
+       c.relispopulated AND EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i
+           WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid
+             AND i.indexprs IS NULL AND i.indpred IS NULL) AS concurrently
+FROM (SELECT view, pg_catalog.max(depth) AS depth FROM deps GROUP BY view) v
+JOIN pg_catalog.pg_class c ON c.oid = v.view AND c.relkind = 'm'
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname <> 'dbsync'
+ORDER BY v.depth, 1";
+
+/// Which views an execution has refreshed (resumable refresh).
+pub const CREATE_VIEW_REFRESH: &str = "
+CREATE TABLE IF NOT EXISTS dbsync.view_refresh (
+    execution    text NOT NULL,
+    view_name    text NOT NULL,
+    refreshed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (execution, view_name)
+)";
+
+pub const VIEWS_REFRESHED: &str = "SELECT view_name FROM dbsync.view_refresh WHERE execution = $1";
+
+/// Done: forget this execution's records (and any left by older ones).
+pub const FORGET_VIEW_REFRESHES: &str = "DELETE FROM dbsync.view_refresh WHERE execution = $1 OR refreshed_at < pg_catalog.now() - interval '2 days'";
+
+pub fn record_view_refresh(execution: &str, view: &str) -> String {
+    format!(
+        "INSERT INTO dbsync.view_refresh (execution, view_name) VALUES ({}, {}) ON CONFLICT DO NOTHING",
+        literal(execution),
+        literal(view)
+    )
+}
+
+pub fn refresh_view(view: &str, concurrently: bool) -> String {
+    format!(
+        "REFRESH MATERIALIZED VIEW {}{view}",
+        if concurrently { "CONCURRENTLY " } else { "" }
+    )
+}
+
 /// The in-scope FKs without changing anything (for `plan`).
 pub fn plan_fks() -> String {
     format!(
@@ -585,6 +654,9 @@ mod tests {
             UPGRADE_SAVED.to_owned(),
             capture_and_plan_check_drop(),
             CHECK_RESTORE_STATUS.to_owned(),
+            CREATE_VIEW_REFRESH.to_owned(),
+            VIEWS_REFRESHED.to_owned(),
+            record_view_refresh("x", "v"),
             forget_saved_check("a", "b", "c"),
             READ_LEASE.to_owned(),
             TAKE_LEASE.to_owned(),
@@ -597,6 +669,7 @@ mod tests {
         for (i, _) in all
             .match_indices(".saved_fk")
             .chain(all.match_indices(".saved_check"))
+            .chain(all.match_indices(".view_refresh"))
             .chain(all.match_indices(".target "))
         {
             let before = &all[..i];

@@ -11,7 +11,7 @@ use std::time::Duration;
 use dbsync_workflow::{
     io::{
         parse_input, DbStepInput, DropFksOutput, FixSequencesOutput, LeaseInput, LeaseOutput,
-        RestoreFksOutput,
+        RefreshViewsOutput, RestoreFksOutput,
     },
     StepError,
 };
@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::{
     fks::{self, OrphanPolicy, RestoreOptions},
     lease::{self, LeaseContext},
-    sequences, Budget, StepEnv,
+    sequences, views, Budget, StepEnv,
 };
 
 /// Below this much time left, restore stops validating and lets the state machine call again.
@@ -101,6 +101,38 @@ pub async fn fix_sequences(
         let selection =
             lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
         sequences::fix_sequences(&mut client, &selection, env.timeouts, budget).await
+    })
+    .await
+}
+
+/// `refresh-views`: refreshes the materialized views over the synced tables
+/// (`CONCURRENTLY` where a unique index allows), within the budget; the state
+/// machine calls again while `remaining > 0`. `REFRESH_VIEWS=false` turns it off.
+pub async fn refresh_views(
+    env: &StepEnv,
+    event: Value,
+    budget: Budget,
+) -> Result<RefreshViewsOutput, StepError> {
+    let input: DbStepInput = parse_input(event)?;
+    if !env.refresh_views {
+        return Ok(RefreshViewsOutput {
+            disabled: true,
+            ..Default::default()
+        });
+    }
+    env.run(async {
+        let mut client = env.db.client().await?;
+        let selection =
+            lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
+        views::refresh(
+            &mut client,
+            &selection,
+            input.execution_id.as_deref(),
+            env.timeouts,
+            budget,
+            MIN_SLICE.min(budget.total() / 4),
+        )
+        .await
     })
     .await
 }

@@ -35,6 +35,7 @@ fn env(db: &TestDb, policy: OrphanPolicy) -> StepEnv {
         db: Db::new(DbConfig::from_url(&db.url).unwrap().with_timeouts(LIMITS)),
         source: None,
         lease_ttl: Duration::from_secs(3600),
+        refresh_views: true,
         selection: Selection::all(),
         timeouts: LIMITS,
         orphan_policy: policy,

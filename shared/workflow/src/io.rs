@@ -195,6 +195,23 @@ pub struct FixSequencesOutput {
     pub changed: u64,
 }
 
+/// Output of `refresh-views`. The state machine loops while `remaining > 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshViewsOutput {
+    /// Materialized views that depend on the synced tables.
+    pub views: u64,
+    /// Refreshed by this invocation.
+    pub refreshed: u64,
+    /// Of those, refreshed `CONCURRENTLY` (readers not blocked).
+    pub concurrently: u64,
+    /// Still to refresh (call again).
+    pub remaining: u64,
+    /// Refreshing is switched off (`REFRESH_VIEWS=false`).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
 /// Output of `version-check`. The state machine's Choice reads `inSync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,7 +7,7 @@
 //! (`dbsync asl substitute`) both use it.
 
 /// The steps, as package = binary names.
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "preflight",
     "lease",
     "version-check",
@@ -16,6 +16,7 @@ pub const STEPS: [&str; 9] = [
     "poll-dms",
     "restore-fks",
     "fix-sequences",
+    "refresh-views",
     "trigger",
 ];
 

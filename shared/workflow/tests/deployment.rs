@@ -20,7 +20,7 @@ fn definition() -> Value {
 }
 
 /// The state that runs each step (the trigger starts the machine instead).
-const STATES: [(&str, &str); 8] = [
+const STATES: [(&str, &str); 9] = [
     ("preflight", "Preflight"),
     ("lease", "AcquireLease"),
     ("version-check", "CheckSchemaVersions"),
@@ -29,6 +29,7 @@ const STATES: [(&str, &str); 8] = [
     ("poll-dms", "PollReplication"),
     ("restore-fks", "RestoreForeignKeys"),
     ("fix-sequences", "FixSequences"),
+    ("refresh-views", "RefreshViews"),
 ];
 
 #[test]

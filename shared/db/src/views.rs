@@ -1,0 +1,123 @@
+//! Materialized views over the synced tables, refreshed after the load:
+//! directly or through other views, in dependency order, `CONCURRENTLY` when
+//! a unique index allows it (readers are never blocked), one view per
+//! transaction within the invocation's time budget, resumable: the views this
+//! execution refreshed are recorded (`dbsync.view_refresh`) in the same
+//! transaction as the refresh, and the state machine calls again while
+//! `remaining > 0`.
+
+use std::time::Duration;
+
+use dbsync_workflow::{io::RefreshViewsOutput, StepError};
+use tokio_postgres::{error::SqlState, types::Type, Client};
+
+use crate::{classify, selected_tables, sql, Budget, Selection, Timeouts};
+
+/// One materialized view to refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// `schema.view`, quoted.
+    pub name: String,
+    pub concurrently: bool,
+}
+
+/// The materialized views that depend on the selected tables, in the order
+/// they must be refreshed.
+pub async fn dependent_views(
+    client: &impl tokio_postgres::GenericClient,
+    selection: &Selection,
+) -> Result<Vec<View>, StepError> {
+    let oids: Vec<u32> = selected_tables(client, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
+    Ok(client
+        .query_typed(sql::DEPENDENT_VIEWS, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, "finding materialized views"))?
+        .iter()
+        .map(|r| View {
+            name: r.get("name"),
+            concurrently: r.get("concurrently"),
+        })
+        .collect())
+}
+
+/// Refreshes what this execution has not refreshed yet, while the budget lasts.
+pub async fn refresh(
+    client: &mut Client,
+    selection: &Selection,
+    execution: Option<&str>,
+    timeouts: Timeouts,
+    budget: Budget,
+    min_slice: Duration,
+) -> Result<RefreshViewsOutput, StepError> {
+    let ctx = "refreshing materialized views";
+    let err = |e| classify(e, ctx);
+    client
+        .batch_execute(sql::CREATE_VIEW_REFRESH)
+        .await
+        .map_err(err)?;
+    let views = dependent_views(&*client, selection).await?;
+    let done: Vec<String> = match execution {
+        Some(x) => client
+            .query_typed(sql::VIEWS_REFRESHED, &[(&x, Type::TEXT)])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+        None => Vec::new(),
+    };
+    let todo: Vec<&View> = views.iter().filter(|v| !done.contains(&v.name)).collect();
+    let mut out = RefreshViewsOutput {
+        views: views.len() as u64,
+        ..Default::default()
+    };
+    let mut refreshed_now = 0usize;
+    for v in &todo {
+        if budget.remaining() < min_slice {
+            break;
+        }
+        let record = execution
+            .map(|x| format!("{};\n", sql::record_view_refresh(x, &v.name)))
+            .unwrap_or_default();
+        let batch = format!(
+            "BEGIN;\n{}{};\n{record}COMMIT;",
+            sql::prelude(
+                budget.statement_timeout(timeouts.statement),
+                timeouts.lock,
+                true
+            ),
+            sql::refresh_view(&v.name, v.concurrently),
+        );
+        match client.batch_execute(&batch).await {
+            Ok(()) => {
+                refreshed_now += 1;
+                out.refreshed += 1;
+                if v.concurrently {
+                    out.concurrently += 1;
+                }
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                if e.code() == Some(&SqlState::QUERY_CANCELED) && refreshed_now > 0 {
+                    // Out of time: the next invocation goes on from here.
+                    break;
+                }
+                return Err(classify(e, &format!("refreshing {}", v.name)));
+            }
+        }
+    }
+    out.remaining = (todo.len() - refreshed_now) as u64;
+    if out.remaining == 0 {
+        if let Some(x) = execution {
+            client
+                .execute_typed(sql::FORGET_VIEW_REFRESHES, &[(&x, Type::TEXT)])
+                .await
+                .map_err(err)?;
+        }
+    }
+    Ok(out)
+}

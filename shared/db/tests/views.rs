@@ -1,0 +1,116 @@
+//! Materialized views over the synced tables, refreshed after the load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{budget, count, select, setup, LIMITS};
+use dbsync_db::{views, Budget};
+
+const SCHEMA: &str = "
+CREATE SCHEMA app;
+CREATE TABLE app.orders (id int PRIMARY KEY, total int);
+CREATE SCHEMA other;
+CREATE TABLE other.t (id int);
+INSERT INTO app.orders SELECT g, g FROM generate_series(1, 10) g;
+INSERT INTO other.t VALUES (1);
+-- a unique index: refreshed CONCURRENTLY
+CREATE MATERIALIZED VIEW app.totals AS SELECT count(*) AS n, sum(total) AS s FROM app.orders;
+CREATE UNIQUE INDEX ON app.totals (n);
+-- through a plain view, no unique index
+CREATE VIEW app.big AS SELECT * FROM app.orders WHERE total > 5;
+CREATE MATERIALIZED VIEW app.big_count AS SELECT count(*) AS n FROM app.big;
+-- over another materialized view: refreshed after it
+CREATE MATERIALIZED VIEW app.totals_twice AS SELECT n * 2 AS n2 FROM app.totals;
+-- not over a synced table: left alone
+CREATE MATERIALIZED VIEW other.mv AS SELECT count(*) AS n FROM other.t;
+";
+
+async fn value(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    count(client, sql).await
+}
+
+#[tokio::test]
+async fn views_over_synced_tables_are_refreshed_in_order_and_only_once_per_run() {
+    let (_db, mut client) = setup(SCHEMA, true).await;
+    let order = views::dependent_views(&client, &select(&["app"]))
+        .await
+        .unwrap();
+    let names: Vec<_> = order
+        .iter()
+        .map(|v| (v.name.as_str(), v.concurrently))
+        .collect();
+    assert_eq!(
+        names,
+        // Depth first (app.big_count reads through the plain view app.big), then by name.
+        [
+            ("app.totals", true),
+            ("app.big_count", false),
+            ("app.totals_twice", false)
+        ]
+    );
+    // The load changed the data.
+    client
+        .batch_execute("INSERT INTO app.orders SELECT g, g FROM generate_series(11, 20) g; INSERT INTO other.t VALUES (2);")
+        .await
+        .unwrap();
+    let out = views::refresh(
+        &mut client,
+        &select(&["app"]),
+        Some("run-1"),
+        LIMITS,
+        budget(),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (out.views, out.refreshed, out.concurrently, out.remaining),
+        (3, 3, 1, 0)
+    );
+    assert_eq!(value(&client, "SELECT n FROM app.totals").await, 20);
+    assert_eq!(value(&client, "SELECT n FROM app.big_count").await, 15);
+    assert_eq!(
+        value(&client, "SELECT n2 FROM app.totals_twice").await,
+        40,
+        "after app.totals"
+    );
+    assert_eq!(
+        value(&client, "SELECT n FROM other.mv").await,
+        1,
+        "not over a synced table"
+    );
+}
+
+#[tokio::test]
+async fn an_invocation_out_of_time_leaves_the_rest_to_the_next() {
+    let (_db, mut client) = setup(SCHEMA, true).await;
+    client
+        .batch_execute("INSERT INTO app.orders SELECT g, g FROM generate_series(11, 20) g")
+        .await
+        .unwrap();
+    // No time at all: nothing done, everything remaining.
+    let out = views::refresh(
+        &mut client,
+        &select(&["app"]),
+        Some("run-2"),
+        LIMITS,
+        Budget::from_now(Duration::ZERO),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.refreshed, out.remaining), (0, 3));
+    let out = views::refresh(
+        &mut client,
+        &select(&["app"]),
+        Some("run-2"),
+        LIMITS,
+        budget(),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.refreshed, out.remaining), (3, 0));
+    assert_eq!(value(&client, "SELECT n2 FROM app.totals_twice").await, 40);
+}
