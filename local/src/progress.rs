@@ -14,7 +14,31 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     state_started: Mutex<Option<(String, Instant)>>,
+    /// Restore counts summed over the invocations of this run (the step reports per invocation).
+    restored: Mutex<Restored>,
     quiet: bool,
+}
+
+/// What the restore invocations of a run did, together.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub added: u64,
+    pub validated: u64,
+    pub existing: u64,
+    pub kept_not_valid: u64,
+    pub deleted_orphans: u64,
+}
+
+impl Restored {
+    /// Adds one invocation's output (`restore-fks`'s document).
+    pub fn add(&mut self, result: &Value) {
+        let n = |k: &str| result[k].as_u64().unwrap_or(0);
+        self.added += n("added");
+        self.validated += n("validated");
+        self.existing += n("skippedExisting");
+        self.kept_not_valid += n("keptNotValidTotal");
+        self.deleted_orphans += n("deletedOrphanRows");
+    }
 }
 
 impl Progress {
@@ -33,6 +57,7 @@ impl Progress {
             bar,
             started: Instant::now(),
             state_started: Mutex::new(None),
+            restored: Mutex::new(Restored::default()),
             quiet,
         }
     }
@@ -66,7 +91,7 @@ impl Progress {
 }
 
 /// What a step's result says, in a few words.
-fn summarize(state: &str, output: &Value) -> String {
+fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> String {
     // Where each state keeps its result (its ResultPath in the definition).
     let at = match state {
         "Preflight" => "preflight",
@@ -82,6 +107,10 @@ fn summarize(state: &str, output: &Value) -> String {
         "FixSequences" => "sequences",
         _ => return String::new(),
     };
+    // A state whose task failed (and was caught) has no result to summarize.
+    if output.pointer(&format!("/{at}/result")).is_none() {
+        return String::new();
+    }
     let r = |k: &str| {
         output
             .pointer(&format!("/{at}/result/{k}"))
@@ -131,19 +160,46 @@ fn summarize(state: &str, output: &Value) -> String {
             r("dropped")
         ),
         "StartReplication" => "replication started".into(),
-        "PollReplication" => format!(
-            "{} — {}% · {} tables loaded · {} rows",
-            r("status").as_str().unwrap_or("?"),
-            r("progressPercent"),
-            r("tablesLoaded"),
-            r("rowsLoaded")
-        ),
-        "RestoreForeignKeys" | "CompensateRestoreForeignKeys" => format!(
-            "{} re-added, {} validated, {} remaining",
-            r("added"),
-            r("validated"),
-            r("remaining")
-        ),
+        "PollReplication" => {
+            // Fields DMS does not report yet (while starting) are left out, never printed as null.
+            let mut parts = vec![r("status").as_str().unwrap_or("?").to_owned()];
+            if let Some(p) = r("progressPercent").as_i64() {
+                parts.push(format!("{p}%"));
+            }
+            parts.push(format!(
+                "{} tables loaded",
+                r("tablesLoaded").as_i64().unwrap_or(0)
+            ));
+            if let Some(rows) = r("rowsLoaded").as_i64() {
+                parts.push(format!("{rows} rows"));
+            }
+            parts.join(" · ")
+        }
+        "RestoreForeignKeys" | "CompensateRestoreForeignKeys" => {
+            let mut result = Value::Null;
+            if let Some(v) = output.pointer(&format!("/{at}/result")) {
+                result = v.clone();
+            }
+            let total = restored.map(|t| {
+                t.add(&result);
+                *t
+            });
+            let t = total.unwrap_or_default();
+            let mut line = format!(
+                "{} re-added, {} validated, {} already there so far; {} remaining",
+                t.added,
+                t.validated,
+                t.existing,
+                r("remaining")
+            );
+            if t.kept_not_valid > 0 {
+                line.push_str(&format!("; {} left NOT VALID", t.kept_not_valid));
+            }
+            if t.deleted_orphans > 0 {
+                line.push_str(&format!("; {} orphan rows deleted", t.deleted_orphans));
+            }
+            line
+        }
         "FixSequences" => format!("{} sequences, {} moved", r("sequences"), r("changed")),
         _ => String::new(),
     }
@@ -171,7 +227,10 @@ impl Observer for Progress {
                 let detail = e
                     .output
                     .as_ref()
-                    .map(|o| summarize(&name, o))
+                    .map(|o| {
+                        let mut restored = self.restored.lock().expect("lock");
+                        summarize(&name, o, Some(&mut restored))
+                    })
                     .unwrap_or_default();
                 // The poll loop repeats: keep it on the spinner, print the rest.
                 if name == "PollReplication" && self.bar.is_some() {
@@ -192,5 +251,37 @@ impl Observer for Progress {
             )),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn restore_lines_add_up_over_invocations_and_failed_states_say_nothing() {
+        let mut total = Restored::default();
+        let first = json!({"restore": {"result": {"added": 10, "validated": 2, "skippedExisting": 0, "remaining": 8}}});
+        let second = json!({"restore": {"result": {"added": 0, "validated": 8, "skippedExisting": 0, "remaining": 0}}});
+        summarize("RestoreForeignKeys", &first, Some(&mut total));
+        let line = summarize("RestoreForeignKeys", &second, Some(&mut total));
+        assert_eq!(
+            line,
+            "10 re-added, 10 validated, 0 already there so far; 0 remaining"
+        );
+        // Caught failure: the state's output holds the error, not a result.
+        let failed = json!({"error": {"Error": "OrphanRowsFound"}});
+        assert_eq!(
+            summarize("CompensateRestoreForeignKeys", &failed, Some(&mut total)),
+            ""
+        );
+        assert_eq!(summarize("DropForeignKeys", &failed, None), "");
+        assert!(!summarize(
+            "PollReplication",
+            &json!({"replication": {"result": {"status": "running"}}}),
+            None
+        )
+        .contains("null%"));
     }
 }
