@@ -282,9 +282,10 @@ impl Work {
         match self {
             Work::Validate(s) => sql::validate_constraint(&s.child_table, &s.name),
             Work::AddValidated(s) => format!(
-                "{}{}",
+                "{}{};\n{}",
                 sql::add_constraint(&s.child_table, &s.name, &s.definition),
-                s.comment_statement()
+                s.comment_statement(),
+                sql::RENAME_SAVED_CLONES
             ),
         }
     }
@@ -386,6 +387,10 @@ async fn add_phase(
     if !adds.is_empty() {
         tx.batch_execute(&adds).await.map_err(err)?;
     }
+    // Clones of the FKs now back get their saved names (the others wait).
+    tx.batch_execute(sql::RENAME_SAVED_CLONES)
+        .await
+        .map_err(err)?;
     if !now_added[0].is_empty() || !finished[0].is_empty() {
         let [a0, a1, a2] = &now_added;
         let [f0, f1, f2] = &finished;

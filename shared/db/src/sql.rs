@@ -94,6 +94,17 @@ ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database, opted_in_at = pg_ca
 /// and the saved `CHECK … NOT VALID` constraints.
 pub const UPGRADE_SAVED: &str = "
 ALTER TABLE dbsync.saved_fk ADD COLUMN IF NOT EXISTS comment text;
+CREATE TABLE IF NOT EXISTS dbsync.saved_fk_clone (
+    -- the saved top-level FK the clone belongs to
+    table_schema    text NOT NULL,
+    table_name      text NOT NULL,
+    constraint_name text NOT NULL,
+    -- where the clone lives and what it references (regclass text, empty search_path)
+    clone_table     text NOT NULL,
+    clone_ref       text NOT NULL,
+    clone_name      text NOT NULL,
+    PRIMARY KEY (table_schema, table_name, constraint_name, clone_table, clone_ref)
+);
 CREATE TABLE IF NOT EXISTS dbsync.saved_check (
     table_schema    text NOT NULL,
     table_name      text NOT NULL,
@@ -199,7 +210,23 @@ fk AS (
 /// that differs only by `NOT VALID` is dbsync's own half-restored state.
 pub fn capture_and_plan_drop() -> String {
     format!(
-        "WITH {FKS_IN_SCOPE},
+        "WITH RECURSIVE {FKS_IN_SCOPE},
+tree AS (
+    SELECT fk.oid AS root, fk.oid, fk.table_schema, fk.table_name, fk.conname FROM fk
+    UNION ALL
+    SELECT tree.root, c.oid, tree.table_schema, tree.table_name, tree.conname
+    FROM pg_catalog.pg_constraint c JOIN tree ON c.conparentid = tree.oid
+),
+clones AS (
+    INSERT INTO dbsync.saved_fk_clone
+        (table_schema, table_name, constraint_name, clone_table, clone_ref, clone_name)
+    SELECT tree.table_schema, tree.table_name, tree.conname,
+           c.conrelid::pg_catalog.regclass::text, c.confrelid::pg_catalog.regclass::text, c.conname::text
+    FROM tree JOIN pg_catalog.pg_constraint c ON c.oid = tree.oid
+    WHERE tree.oid <> tree.root
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
 saved AS (
     INSERT INTO dbsync.saved_fk AS s
         (table_schema, table_name, constraint_name, definition, was_validated,
@@ -275,6 +302,50 @@ SELECT pg_catalog.format('%I.%I', table_schema, table_name), conname,
 FROM ck ORDER BY 1, 2"
     )
 }
+
+/// Gives the partition clones of every re-added FK their saved names
+/// (PostgreSQL names new clones after the parent, or numbers them; the
+/// originals may have been adopted at ATTACH under their own names), through
+/// temporary names so two clones can swap names; then forgets those clones.
+/// Clones whose FK is not back yet stay saved.
+pub const RENAME_SAVED_CLONES: &str = "
+DO $dbsync_clones$
+DECLARE r record;
+BEGIN
+  CREATE TEMP TABLE dbsync_clone_renames ON COMMIT DROP AS
+  WITH RECURSIVE parents AS (
+      SELECT DISTINCT s.table_schema, s.table_name, s.constraint_name, c.oid
+      FROM dbsync.saved_fk_clone s
+      JOIN pg_catalog.pg_namespace n ON n.nspname = s.table_schema
+      JOIN pg_catalog.pg_class t ON t.relnamespace = n.oid AND t.relname = s.table_name
+      JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid AND c.conname = s.constraint_name
+           AND c.contype = 'f' AND c.conparentid = 0
+  ), tree AS (
+      SELECT p.table_schema, p.table_name, p.constraint_name, p.oid, p.oid AS root FROM parents p
+      UNION ALL
+      SELECT tree.table_schema, tree.table_name, tree.constraint_name, c.oid, tree.root
+      FROM pg_catalog.pg_constraint c JOIN tree ON c.conparentid = tree.oid
+  )
+  SELECT c.oid, c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS live, s.clone_name AS want,
+         s.table_schema, s.table_name, s.constraint_name, s.clone_table, s.clone_ref
+  FROM tree
+  JOIN pg_catalog.pg_constraint c ON c.oid = tree.oid AND tree.oid <> tree.root
+  JOIN dbsync.saved_fk_clone s ON s.table_schema = tree.table_schema AND s.table_name = tree.table_name
+       AND s.constraint_name = tree.constraint_name
+       AND s.clone_table = c.conrelid::pg_catalog.regclass::text
+       AND s.clone_ref = c.confrelid::pg_catalog.regclass::text;
+  FOR r IN SELECT * FROM dbsync_clone_renames WHERE live <> want LOOP
+    EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', r.tbl, r.live, 'dbsync_clone_' || r.oid);
+  END LOOP;
+  FOR r IN SELECT * FROM dbsync_clone_renames WHERE live <> want LOOP
+    EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', r.tbl, 'dbsync_clone_' || r.oid, r.want);
+  END LOOP;
+  DELETE FROM dbsync.saved_fk_clone s USING dbsync_clone_renames d
+  WHERE s.table_schema = d.table_schema AND s.table_name = d.table_name AND s.constraint_name = d.constraint_name
+    AND s.clone_table = d.clone_table AND s.clone_ref = d.clone_ref;
+  DROP TABLE dbsync_clone_renames;
+END
+$dbsync_clones$";
 
 /// Every saved check with its live counterpart, if any.
 pub const CHECK_RESTORE_STATUS: &str = "
@@ -655,6 +726,7 @@ mod tests {
             capture_and_plan_check_drop(),
             CHECK_RESTORE_STATUS.to_owned(),
             CREATE_VIEW_REFRESH.to_owned(),
+            RENAME_SAVED_CLONES.to_owned(),
             VIEWS_REFRESHED.to_owned(),
             record_view_refresh("x", "v"),
             forget_saved_check("a", "b", "c"),
@@ -669,6 +741,7 @@ mod tests {
         for (i, _) in all
             .match_indices(".saved_fk")
             .chain(all.match_indices(".saved_check"))
+            .chain(all.match_indices(".saved_fk_clone"))
             .chain(all.match_indices(".view_refresh"))
             .chain(all.match_indices(".target "))
         {

@@ -691,3 +691,49 @@ async fn not_valid_checks_are_lifted_for_the_load_and_come_back_exactly() {
         .await
         .is_err());
 }
+
+/// Partition clones come back under their own names: one a partition had
+/// before ATTACH (adopted by the parent's FK), and clones of an FK to a
+/// partitioned table whose names history changed.
+#[tokio::test]
+async fn partition_clone_names_come_back_exactly() {
+    let (_db, mut client) = setup(
+        "CREATE SCHEMA pc;
+         CREATE TABLE pc.p (id int PRIMARY KEY);
+         INSERT INTO pc.p VALUES (1), (150);
+         CREATE TABLE pc.t (id int, pid int) PARTITION BY RANGE (id);
+         CREATE TABLE pc.t1 (id int, pid int, CONSTRAINT t1_own_fk FOREIGN KEY (pid) REFERENCES pc.p);
+         ALTER TABLE pc.t ADD CONSTRAINT t_pid_fk FOREIGN KEY (pid) REFERENCES pc.p;
+         ALTER TABLE pc.t ATTACH PARTITION pc.t1 FOR VALUES FROM (0) TO (100);
+         CREATE TABLE pc.t2 PARTITION OF pc.t FOR VALUES FROM (100) TO (200);
+         INSERT INTO pc.t VALUES (1, 1), (150, 150);
+         CREATE TABLE pc.rp (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE pc.rp1 PARTITION OF pc.rp FOR VALUES FROM (0) TO (100);
+         CREATE TABLE pc.rp2 PARTITION OF pc.rp FOR VALUES FROM (100) TO (200);
+         INSERT INTO pc.rp VALUES (5), (105);
+         CREATE TABLE pc.c (id int, rid int CONSTRAINT c_rid_fk REFERENCES pc.rp);
+         INSERT INTO pc.c VALUES (1, 5), (2, 105);
+         ALTER TABLE pc.c RENAME CONSTRAINT c_rid_fkey TO c_rid_fkey_old;
+         ALTER TABLE pc.c RENAME CONSTRAINT c_rid_fkey1 TO c_rid_fkey;
+         ALTER TABLE pc.c RENAME CONSTRAINT c_rid_fkey_old TO c_rid_fkey1;",
+        true,
+    )
+    .await;
+    let before = fk_snapshot(&client).await;
+    assert!(before.keys().any(|(_, n)| n == "t1_own_fk"), "{before:?}");
+    fks::drop_fks(&mut client, &select(&["pc"]), LIMITS, budget())
+        .await
+        .unwrap();
+    fks::restore_fks(&mut client, restore_opts(OrphanPolicy::Fail), budget())
+        .await
+        .unwrap();
+    assert_eq!(
+        fk_snapshot(&client).await,
+        before,
+        "every clone under its own name"
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM dbsync.saved_fk_clone").await,
+        0
+    );
+}
