@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod diagram;
+mod pgpass;
 mod progress;
 mod run;
 mod steps;
@@ -44,15 +45,22 @@ struct SyncArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the deployed state machine locally: source → target.
+    ///
+    /// Give one of --versions or --version-query: a sync never runs without
+    /// comparing the two schema versions. Passwords: PGPASSWORD or ~/.pgpass
+    /// (PGPASSFILE) keep them off the command line.
+    #[command(group(clap::ArgGroup::new("schema_versions").required(true).args(["versions", "version_query"])))]
     Run {
-        #[arg(long, value_name = "URL")]
+        /// Production, read only: postgres://user@host:port/db[?sslmode=…].
+        #[arg(long, value_name = "URL", env = "DBSYNC_SOURCE_URL", hide_env_values = true)]
         source: String,
-        #[arg(long, value_name = "URL")]
+        /// Staging, opted in with `init-target`: postgres://user@host:port/db.
+        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true)]
         target: String,
-        /// Directory with `production` and `staging` schema-version files.
-        #[arg(long, value_name = "DIR", conflicts_with = "version_query")]
+        /// Directory with `production` and `staging` schema-version files (one of these two is required).
+        #[arg(long, value_name = "DIR")]
         versions: Option<PathBuf>,
-        /// Query returning the schema version, run on both databases.
+        /// Query returning the schema version, run read-only on both databases (one of these two is required).
         #[arg(long, value_name = "SQL")]
         version_query: Option<String>,
         #[command(flatten)]
@@ -69,17 +77,26 @@ enum Command {
     },
     /// Show what a run would do to the target; changes nothing.
     Plan {
-        #[arg(long, value_name = "URL")]
+        /// Staging: postgres://user@host:port/db.
+        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true)]
         target: String,
-        #[arg(long, value_name = "URL")]
+        /// Production, to list the tables a run would copy (without it, that part is not known).
+        #[arg(long, value_name = "URL", env = "DBSYNC_SOURCE_URL", hide_env_values = true)]
         source: Option<String>,
         #[command(flatten)]
         sync: SyncArgs,
+        /// Print JSON instead of the readable summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Opt a database in as a sync target (once per staging database; never production).
     InitTarget {
-        #[arg(long, value_name = "URL")]
-        target: String,
+        /// The staging database (never production).
+        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true, required_unless_present = "print_sql")]
+        target: Option<String>,
+        /// Print the SQL instead, for teams that opt staging in without this CLI.
+        #[arg(long, conflicts_with = "target")]
+        print_sql: bool,
     },
     /// Amazon States Language tools.
     Asl {
@@ -101,19 +118,23 @@ enum Command {
 enum AslCommand {
     /// Run any state machine definition (JSONPath) locally; Task states are not available.
     Run {
+        /// The definition (a JSON file).
         #[arg(long, value_name = "FILE")]
         definition: PathBuf,
+        /// The execution's input.
         #[arg(long, value_name = "JSON", default_value = "{}")]
         input: String,
     },
     /// Print a mermaid flowchart of a definition (the README's diagram comes from here).
     Diagram {
+        /// The definition (a JSON file).
         #[arg(long, value_name = "FILE")]
         definition: PathBuf,
     },
     /// Print a definition with the template's `${…}` substitutions filled with
     /// well-formed ARNs (for validators that do not know SAM).
     Substitute {
+        /// The definition (a JSON file with `${…}` placeholders).
         #[arg(long, value_name = "FILE")]
         definition: PathBuf,
         /// `region:account` of the ARNs.
@@ -169,8 +190,15 @@ fn selection(args: &SyncArgs) -> Result<Selection, StepError> {
     }
 }
 
-fn url(u: &str) -> Result<DbConfig, StepError> {
-    DbConfig::from_url(u)
+/// A database from a flag's URL, the password found the way libpq finds it
+/// when the URL has none; errors say which flag.
+fn db(flag: &str, url: &str) -> Result<DbConfig, StepError> {
+    DbConfig::from_url(url)
+        .map(pgpass::fill)
+        .map_err(|e| match e {
+            StepError::Configuration(m) => StepError::Configuration(format!("{flag}: {m}")),
+            other => other,
+        })
 }
 
 async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
@@ -188,15 +216,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             let versions = match (versions, version_query) {
                 (Some(dir), _) => Versions::Dir(dir),
                 (None, Some(q)) => Versions::Query(q),
-                (None, None) => {
-                    return Err(StepError::Configuration(
-                        "give --versions DIR or --version-query SQL: a sync never runs without comparing schema versions".into(),
-                    ))
-                }
+                // clap's group makes one of them required.
+                (None, None) => unreachable!("--versions or --version-query"),
             };
             let cfg = RunConfig {
-                source: url(&source)?,
-                target: url(&target)?,
+                source: db("--source", &source)?,
+                target: db("--target", &target)?,
                 versions,
                 selection: selection(&sync)?,
                 table_mappings: mappings(&sync)?,
@@ -210,7 +235,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&result.to_json()).expect("json")
+                    serde_json::to_string_pretty(&structured(result.to_json())).expect("json")
                 );
             } else {
                 report(&result);
@@ -221,17 +246,28 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             target,
             source,
             sync,
+            json,
         } => {
             plan(
-                &url(&target)?,
-                source.as_deref().map(url).transpose()?,
+                &db("--target", &target)?,
+                source.as_deref().map(|s| db("--source", s)).transpose()?,
                 &selection(&sync)?,
+                json,
             )
             .await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::InitTarget { target } => {
-            let cfg = url(&target)?;
+        Command::InitTarget {
+            print_sql: true, ..
+        } => {
+            print!("{}", dbsync_db::target::init_target_sql());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::InitTarget { target, .. } => {
+            let target = target.ok_or_else(|| {
+                StepError::Configuration("give --target URL (or --print-sql)".into())
+            })?;
+            let cfg = db("--target", &target)?;
             let mut client = cfg.connect().await?;
             dbsync_db::target::init_target(&mut client).await?;
             println!(
@@ -299,6 +335,24 @@ fn exit_code(result: &ExecutionResult) -> ExitCode {
     }
 }
 
+/// A failed step's cause is Lambda's error document as text; its message is what a person reads.
+fn cause_message(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| cause.to_owned())
+}
+
+/// `--json`: the cause as the JSON document it is, not a string holding JSON.
+fn structured(mut doc: Value) -> Value {
+    if let Some(cause) = doc.get("cause").and_then(Value::as_str) {
+        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(cause) {
+            doc["cause"] = v;
+        }
+    }
+    doc
+}
+
 fn report(result: &ExecutionResult) {
     match result.status {
         Status::Succeeded => println!(
@@ -309,7 +363,7 @@ fn report(result: &ExecutionResult) {
             "sync {}: {}: {}",
             format!("{:?}", result.status).to_uppercase(),
             result.error.as_deref().unwrap_or("?"),
-            result.cause.as_deref().unwrap_or("")
+            cause_message(result.cause.as_deref().unwrap_or(""))
         ),
     }
 }
@@ -318,6 +372,7 @@ async fn plan(
     target: &DbConfig,
     source: Option<DbConfig>,
     selection: &Selection,
+    as_json: bool,
 ) -> Result<(), StepError> {
     let mut client = target.connect().await?;
     let opted_in = dbsync_db::target::is_target(&mut client).await?;
@@ -330,6 +385,10 @@ async fn plan(
         Some(s) => Some(dbsync_replicate::plan(&s.connect().await?, selection).await?),
         None => None,
     };
+    if !as_json {
+        print_plan(target, opted_in, &fks, &checks, &seqs, copy.as_deref());
+        return Ok(());
+    }
     let doc = json!({
         "target": target.describe(),
         "optedIn": opted_in,
@@ -348,9 +407,54 @@ async fn plan(
     Ok(())
 }
 
+/// `plan`'s readable form.
+fn print_plan(
+    target: &DbConfig,
+    opted_in: bool,
+    fks: &[(String, String, String)],
+    checks: &[(String, String, String)],
+    seqs: &[dbsync_db::sequences::SequenceUse],
+    copy: Option<&[dbsync_replicate::TableCopy]>,
+) {
+    println!("target {}: {}", target.describe(), if opted_in { "opted in" } else { "NOT opted in (run `dbsync init-target` first)" });
+    println!("\nforeign keys to lift and restore ({}):", fks.len());
+    for (table, name, parent) in fks {
+        println!("  {table:<40} {name:<40} → {parent}");
+    }
+    println!("\nCHECK … NOT VALID constraints to lift and restore ({}):", checks.len());
+    for (table, name, _) in checks {
+        println!("  {table:<40} {name}");
+    }
+    println!("\nsequences to move past the data ({}):", seqs.len());
+    for s in seqs {
+        let cols: Vec<String> = s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+        println!("  {:<40} {}", s.name, cols.join(", "));
+    }
+    match copy {
+        Some(tables) => {
+            println!("\ntables to copy ({}):", tables.len());
+            for t in tables {
+                println!("  {}", t.qualified());
+            }
+        }
+        None => println!("\ntables to copy: not known without --source (the copy reads production's tables)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_read_as_messages_and_as_json() {
+        let cause = r#"{"errorType":"OrphanRowsFound","errorMessage":"orphan rows block validation: x"}"#;
+        assert_eq!(cause_message(cause), "orphan rows block validation: x");
+        assert_eq!(cause_message("plain text"), "plain text");
+        let doc = structured(json!({"status": "FAILED", "error": "OrphanRowsFound", "cause": cause}));
+        assert_eq!(doc["cause"]["errorType"], "OrphanRowsFound");
+        let doc = structured(json!({"status": "FAILED", "error": "X", "cause": "plain"}));
+        assert_eq!(doc["cause"], "plain");
+    }
 
     #[test]
     fn colour_only_at_a_terminal_without_no_color() {

@@ -182,6 +182,21 @@ impl DbConfig {
         self.timeouts
     }
 
+    /// The user sessions log in as.
+    pub fn user(&self) -> Option<String> {
+        self.pg.get_user().map(str::to_owned)
+    }
+
+    /// Whether the settings carry no password (the CLI then looks where libpq would).
+    pub fn has_password(&self) -> bool {
+        self.pg.get_password().is_some()
+    }
+
+    pub fn with_password(mut self, password: &str) -> Self {
+        self.pg.password(password);
+        self
+    }
+
     /// The host name (or socket directory) sessions connect to.
     pub fn host(&self) -> Option<String> {
         match self.pg.get_hosts().first()? {

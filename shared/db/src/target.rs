@@ -23,6 +23,17 @@ pub async fn init_target(client: &mut Client) -> Result<(), StepError> {
     tx.commit().await.map_err(|e| classify(e, ctx))
 }
 
+/// The opt-in as one SQL script (what [`init_target`] runs), for operators
+/// who opt staging in without the CLI. Idempotent.
+pub fn init_target_sql() -> String {
+    format!(
+        "-- dbsync: opt this database in as a sync target. Run on STAGING only, never on production,\n-- as the owner of the synced tables.\nBEGIN;\n{}\n{};\n{};\nCOMMIT;\n",
+        sql::INIT_TARGET.trim(),
+        sql::CREATE_LEASE.trim(),
+        sql::UPGRADE_SAVED.trim()
+    )
+}
+
 /// Fails with `TargetNotOptedIn` unless the database is opted in; changes nothing.
 pub async fn check_target(client: &mut Client) -> Result<(), StepError> {
     let ctx = "checking the sync-target marker";

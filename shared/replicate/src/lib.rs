@@ -204,7 +204,18 @@ impl LocalReplicator {
 
 impl DescribeTask for LocalReplicator {
     async fn describe(&self, _task: &str) -> Result<TaskState, StepError> {
-        Ok(self.progress().task_state())
+        let mut state = self.progress().task_state();
+        // Like DMS: a stopped copy reports `stopping` until its workers are really gone.
+        let winding_down = self
+            .job
+            .lock()
+            .expect("job lock")
+            .as_ref()
+            .is_some_and(|j| !j.is_finished());
+        if state.status == TaskStatus::Stopped && winding_down {
+            state.status = TaskStatus::Stopping;
+        }
+        Ok(state)
     }
 }
 
@@ -246,7 +257,8 @@ impl StartTask for LocalReplicator {
 
 impl StopTask for LocalReplicator {
     async fn stop(&self, _task: &str) -> Result<(), StepError> {
-        if let Some(job) = self.job.lock().expect("job lock").take() {
+        // Kept: `describe` says `stopping` until the aborted copy has ended.
+        if let Some(job) = self.job.lock().expect("job lock").as_ref() {
             job.abort();
         }
         let mut p = self.progress.lock().expect("progress lock");
@@ -287,7 +299,10 @@ pub async fn replicate(
             .collect::<std::collections::VecDeque<_>>(),
     ));
     let workers = opts.parallelism.max(1);
-    let mut handles = Vec::with_capacity(workers);
+    // A JoinSet: when the copy is stopped (this future dropped), every worker
+    // is aborted with it — its session closes and its table's transaction
+    // rolls back — instead of copying on behind the stop.
+    let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (opts, progress, queue, snapshot) = (
             opts.clone(),
@@ -295,13 +310,11 @@ pub async fn replicate(
             queue.clone(),
             snapshot.clone(),
         );
-        handles.push(tokio::spawn(async move {
-            worker(&opts, &snapshot, &queue, &progress).await
-        }));
+        set.spawn(async move { worker(&opts, &snapshot, &queue, &progress).await });
     }
     let mut first_err = None;
-    for h in handles {
-        match h.await {
+    while let Some(joined) = set.join_next().await {
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 first_err.get_or_insert(e);

@@ -230,3 +230,54 @@ async fn user_triggers_are_quiet_during_the_load_and_exactly_as_before_after() {
     // Only the constraint trigger (left alone on purpose) saw the two copied rows.
     assert_eq!(audited, 2);
 }
+
+/// A stop ends the copy: no worker writes after the task reports `stopped`
+/// (restoring FKs then is safe), and the tables keep their old rows.
+#[tokio::test]
+async fn a_stop_ends_every_copy_before_the_task_reports_stopped() {
+    let (src, dst) = pair().await;
+    src.client()
+        .await
+        .batch_execute("INSERT INTO app.orders (customer_id, total) SELECT 1 + g % 500, g FROM generate_series(1, 400000) g")
+        .await
+        .unwrap();
+    let mut opts = options(&src, &dst);
+    opts.parallelism = 1;
+    let r = LocalReplicator::new(opts);
+    r.start("local", StartKind::StartReplication).await.unwrap();
+    // Let the copy begin, then stop it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    r.stop("local").await.unwrap();
+    let mut stopped = false;
+    for _ in 0..500 {
+        let s = r.describe("local").await.unwrap();
+        assert_ne!(s.status, TaskStatus::Running, "a stop is not undone");
+        if s.status == TaskStatus::Stopped {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped, "the stop finished");
+    let before = checksums(&dst).await;
+    // The aborted sessions' backends go away (their open transactions roll back).
+    let admin = dst.client().await;
+    let mut writing = -1i64;
+    for _ in 0..100 {
+        writing = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if writing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(writing, 0, "no copy session left after `stopped`");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(checksums(&dst).await, before, "nothing changes after the stop");
+}

@@ -186,3 +186,90 @@ fn the_definition_is_valid_for_the_local_engine() {
     .unwrap();
     dbsync_asl::StateMachine::from_json(&substituted).unwrap_or_else(|e| panic!("{e:?}"));
 }
+
+/// AWS documents that CloudWatch alarms and EventBridge can publish only to a
+/// topic whose key is customer-managed with a policy letting them; every
+/// function's logs expire; the asynchronously invoked trigger has somewhere
+/// to send its failures; parameter combinations are checked at deploy time.
+#[test]
+fn notifications_reach_someone_and_logs_expire() {
+    let template = read("template.yaml");
+    assert!(
+        !template.contains("alias/aws/sns"),
+        "an AWS-managed key cannot be granted to CloudWatch alarms"
+    );
+    assert!(template.contains("      KmsMasterKeyId: !Ref NotificationKey\n"));
+    assert!(template.contains("EnableKeyRotation: true"));
+    for service in ["cloudwatch.amazonaws.com", "events.amazonaws.com"] {
+        assert!(
+            template.contains(&format!("Service: {service}")),
+            "{service} may use the key"
+        );
+    }
+    for step in naming::STEPS {
+        let base = naming::pascal(step);
+        assert!(
+            template.contains(&format!(
+                "      LoggingConfig:\n        LogGroup: !Ref {base}LogGroup\n"
+            )),
+            "{base}Function logs to its declared log group"
+        );
+        assert!(
+            template.contains(&format!(
+                "  {base}LogGroup:\n    Type: AWS::Logs::LogGroup\n"
+            )),
+            "{base}LogGroup is declared"
+        );
+    }
+    assert_eq!(
+        template
+            .matches("RetentionInDays: !Ref LogRetentionDays")
+            .count(),
+        naming::STEPS.len() + 1,
+        "every log group (and the state machine's) expires"
+    );
+    let trigger = &template[template.find("  TriggerFunction:\n").unwrap()..];
+    let trigger = &trigger[..trigger[3..].find("\n  T").map_or(trigger.len(), |i| i + 3)];
+    assert!(trigger
+        .contains("OnFailure:\n            Type: SNS\n            Destination: !Ref FailureTopic"));
+    for rule in ["SqlVersionsNeedTheSourceSecret", "S3VersionsNeedTheBucket"] {
+        assert!(template.contains(&format!("  {rule}:\n")), "Rules: {rule}");
+    }
+    assert!(
+        template.contains("NoSuccessfulSyncAlarm:") && template.contains("TriggerErrorsAlarm:")
+    );
+}
+
+/// Each samconfig environment deploys its own stack, with every parameter a run needs.
+#[test]
+fn samconfig_environments_are_complete_and_distinct() {
+    let text = read("samconfig.toml");
+    let mut stacks = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("stack_name")) {
+        stacks.push(line.split('"').nth(1).unwrap().to_owned());
+    }
+    let mut unique = stacks.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stacks.len(), "stack names {stacks:?}");
+    for section in text.split("parameter_overrides = [").skip(1) {
+        let params = &section[..section.find(']').unwrap()];
+        for needed in [
+            "TargetDbSecretArn=",
+            "ReplicationTaskArn=",
+            "SubnetIds=",
+            "SecurityGroupIds=",
+        ] {
+            assert!(params.contains(needed), "{needed} missing in {params}");
+        }
+        let sql = params.contains("VersionSource=sql");
+        assert!(
+            if sql {
+                params.contains("SourceDbSecretArn=arn")
+            } else {
+                params.contains("VersionBucket=")
+            },
+            "the version source's settings: {params}"
+        );
+    }
+}
