@@ -52,10 +52,20 @@ enum Command {
     #[command(group(clap::ArgGroup::new("schema_versions").required(true).args(["versions", "version_query"])))]
     Run {
         /// Production, read only: postgres://user@host:port/db[?sslmode=…].
-        #[arg(long, value_name = "URL", env = "DBSYNC_SOURCE_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_SOURCE_URL",
+            hide_env_values = true
+        )]
         source: String,
         /// Staging, opted in with `init-target`: postgres://user@host:port/db.
-        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_TARGET_URL",
+            hide_env_values = true
+        )]
         target: String,
         /// Directory with `production` and `staging` schema-version files (one of these two is required).
         #[arg(long, value_name = "DIR")]
@@ -78,10 +88,20 @@ enum Command {
     /// Show what a run would do to the target; changes nothing.
     Plan {
         /// Staging: postgres://user@host:port/db.
-        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_TARGET_URL",
+            hide_env_values = true
+        )]
         target: String,
         /// Production, to list the tables a run would copy (without it, that part is not known).
-        #[arg(long, value_name = "URL", env = "DBSYNC_SOURCE_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_SOURCE_URL",
+            hide_env_values = true
+        )]
         source: Option<String>,
         #[command(flatten)]
         sync: SyncArgs,
@@ -92,7 +112,13 @@ enum Command {
     /// Opt a database in as a sync target (once per staging database; never production).
     InitTarget {
         /// The staging database (never production).
-        #[arg(long, value_name = "URL", env = "DBSYNC_TARGET_URL", hide_env_values = true, required_unless_present = "print_sql")]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_TARGET_URL",
+            hide_env_values = true,
+            required_unless_present = "print_sql"
+        )]
         target: Option<String>,
         /// Print the SQL instead, for teams that opt staging in without this CLI.
         #[arg(long, conflicts_with = "target")]
@@ -416,12 +442,23 @@ fn print_plan(
     seqs: &[dbsync_db::sequences::SequenceUse],
     copy: Option<&[dbsync_replicate::TableCopy]>,
 ) {
-    println!("target {}: {}", target.describe(), if opted_in { "opted in" } else { "NOT opted in (run `dbsync init-target` first)" });
+    println!(
+        "target {}: {}",
+        target.describe(),
+        if opted_in {
+            "opted in"
+        } else {
+            "NOT opted in (run `dbsync init-target` first)"
+        }
+    );
     println!("\nforeign keys to lift and restore ({}):", fks.len());
     for (table, name, parent) in fks {
         println!("  {table:<40} {name:<40} → {parent}");
     }
-    println!("\nCHECK … NOT VALID constraints to lift and restore ({}):", checks.len());
+    println!(
+        "\nCHECK … NOT VALID constraints to lift and restore ({}):",
+        checks.len()
+    );
     for (table, name, _) in checks {
         println!("  {table:<40} {name}");
     }
@@ -437,7 +474,9 @@ fn print_plan(
                 println!("  {}", t.qualified());
             }
         }
-        None => println!("\ntables to copy: not known without --source (the copy reads production's tables)"),
+        None => println!(
+            "\ntables to copy: not known without --source (the copy reads production's tables)"
+        ),
     }
 }
 
@@ -447,10 +486,12 @@ mod tests {
 
     #[test]
     fn causes_read_as_messages_and_as_json() {
-        let cause = r#"{"errorType":"OrphanRowsFound","errorMessage":"orphan rows block validation: x"}"#;
+        let cause =
+            r#"{"errorType":"OrphanRowsFound","errorMessage":"orphan rows block validation: x"}"#;
         assert_eq!(cause_message(cause), "orphan rows block validation: x");
         assert_eq!(cause_message("plain text"), "plain text");
-        let doc = structured(json!({"status": "FAILED", "error": "OrphanRowsFound", "cause": cause}));
+        let doc =
+            structured(json!({"status": "FAILED", "error": "OrphanRowsFound", "cause": cause}));
         assert_eq!(doc["cause"]["errorType"], "OrphanRowsFound");
         let doc = structured(json!({"status": "FAILED", "error": "X", "cause": "plain"}));
         assert_eq!(doc["cause"], "plain");

@@ -76,10 +76,21 @@ mod tests {
     fn password_file_lines_match_like_libpq() {
         let text = "# comment\nother:5432:*:*:nope\n127.0.0.1:6543:staging:app:s3cr\\:et\n*:*:*:app:fallback\n";
         let key = |host: &str, port: &str| {
-            [host.to_owned(), port.to_owned(), "staging".to_owned(), "app".to_owned()]
+            [
+                host.to_owned(),
+                port.to_owned(),
+                "staging".to_owned(),
+                "app".to_owned(),
+            ]
         };
-        assert_eq!(lookup(text, &key("127.0.0.1", "6543")).as_deref(), Some("s3cr:et"));
-        assert_eq!(lookup(text, &key("db.example", "5432")).as_deref(), Some("fallback"));
+        assert_eq!(
+            lookup(text, &key("127.0.0.1", "6543")).as_deref(),
+            Some("s3cr:et")
+        );
+        assert_eq!(
+            lookup(text, &key("db.example", "5432")).as_deref(),
+            Some("fallback")
+        );
         assert_eq!(lookup("", &key("h", "1")), None);
     }
 }

@@ -211,7 +211,10 @@ async fn replication_failure_is_compensated() {
     assert_eq!(doc["status"], "FAILED");
     assert_eq!(doc["error"], "ReplicationFailed", "{doc:#}");
     assert!(
-        doc["cause"]["errorMessage"].as_str().unwrap().contains("injected failure"),
+        doc["cause"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure"),
         "{doc:#}"
     );
     assert_eq!(
@@ -251,7 +254,10 @@ async fn orphans_follow_the_policy() {
     assert!(!ok);
     assert_eq!(doc["error"], "OrphanRowsFound", "{doc:#}");
     assert!(
-        doc["cause"]["errorMessage"].as_str().unwrap().contains("qa_account"),
+        doc["cause"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("qa_account"),
         "{doc:#}"
     );
 
@@ -427,16 +433,32 @@ async fn the_opt_in_sql_makes_a_target_and_cli_errors_name_their_flag() {
     let db = Cluster::shared().create_db("printed_opt_in").await;
     db.client().await.batch_execute(&sql).await.unwrap();
     let mut c = db.client().await;
-    assert!(dbsync_db::target::is_target(&mut c).await.unwrap(), "the printed SQL opts in");
-    db.client().await.batch_execute(&sql).await.expect("and runs twice");
+    assert!(
+        dbsync_db::target::is_target(&mut c).await.unwrap(),
+        "the printed SQL opts in"
+    );
+    db.client()
+        .await
+        .batch_execute(&sql)
+        .await
+        .expect("and runs twice");
 
     // A bad URL says which flag; the error is one line with its name.
     let out = cli(&[
-        "run", "--source", "postgres://u@h:notaport/db", "--target", &db.url, "--versions", "/nonexistent",
+        "run",
+        "--source",
+        "postgres://u@h:notaport/db",
+        "--target",
+        &db.url,
+        "--versions",
+        "/nonexistent",
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ConfigurationError") && err.contains("--source"), "{err}");
+    assert!(
+        err.contains("ConfigurationError") && err.contains("--source"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     // One of --versions / --version-query is required, and help says so.
@@ -444,19 +466,44 @@ async fn the_opt_in_sql_makes_a_target_and_cli_errors_name_their_flag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--versions"));
     let help = String::from_utf8_lossy(&cli(&["run", "--help"]).stdout).to_string();
-    for flag in ["--source", "--target", "--versions", "--version-query", "--table-mappings", "--orphan-policy", "--json", "--parallelism"] {
-        let line = help.lines().find(|l| l.trim_start().starts_with(flag)).unwrap_or_else(|| panic!("{flag} in help"));
-        let documented = line.len() > flag.len() + 12 || help.contains(&format!("{flag} <"));
+    for flag in [
+        "--source",
+        "--target",
+        "--versions",
+        "--version-query",
+        "--table-mappings",
+        "--orphan-policy",
+        "--json",
+        "--parallelism",
+    ] {
+        let lines: Vec<&str> = help.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} in help"));
+        // Its description: after the flag on its line, or on the next line (long help).
+        let rest = lines[i].trim_start()[flag.len()..].trim();
+        let rest = rest.split_once('>').map_or(rest, |(_, r)| r).trim();
+        let next = lines.get(i + 1).map_or("", |l| l.trim());
+        let documented = !rest.is_empty() || (!next.is_empty() && !next.starts_with('-'));
         assert!(documented, "{flag} has help text: {help}");
     }
-    assert!(help.contains("DBSYNC_SOURCE_URL") && help.contains("PGPASSWORD"), "{help}");
+    assert!(
+        help.contains("DBSYNC_SOURCE_URL") && help.contains("PGPASSWORD"),
+        "{help}"
+    );
 }
 
 #[tokio::test]
 async fn urls_and_passwords_come_from_the_environment_and_plan_reads_as_text() {
     let e = env(20, true).await;
     // The password-only role of the test cluster: its password comes from PGPASSWORD.
-    let url = |db: &TestDb| db.url.replace("postgres://postgres@", &format!("postgres://{}@", dbsync_testpg::PASSWORD_USER));
+    let url = |db: &TestDb| {
+        db.url.replace(
+            "postgres://postgres@",
+            &format!("postgres://{}@", dbsync_testpg::PASSWORD_USER),
+        )
+    };
     let out = Command::new(BIN)
         .args(["plan"])
         .env("DBSYNC_TARGET_URL", url(&e.staging))
@@ -465,8 +512,17 @@ async fn urls_and_passwords_come_from_the_environment_and_plan_reads_as_text() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("opted in") && text.contains("foreign keys to lift") && text.contains("tables to copy ("), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("opted in")
+            && text.contains("foreign keys to lift")
+            && text.contains("tables to copy ("),
+        "{text}"
+    );
     assert!(!text.contains("null"), "{text}");
     let out = Command::new(BIN)
         .args(["plan", "--target", &e.staging.url])

@@ -5,7 +5,9 @@ use std::{sync::Arc, time::Duration};
 use dbsync_db::{DbConfig, Selection};
 use dbsync_replicate::{LocalReplicator, ReplicateOptions};
 use dbsync_testpg::{Cluster, TestDb};
-use dbsync_workflow::ports::{DescribeTask, StartKind, StartRefusal, StartTask, TaskStatus};
+use dbsync_workflow::ports::{
+    DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskStatus,
+};
 
 const SCHEMA: &str = r#"
 CREATE SCHEMA app;
@@ -279,5 +281,9 @@ async fn a_stop_ends_every_copy_before_the_task_reports_stopped() {
     }
     assert_eq!(writing, 0, "no copy session left after `stopped`");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(checksums(&dst).await, before, "nothing changes after the stop");
+    assert_eq!(
+        checksums(&dst).await,
+        before,
+        "nothing changes after the stop"
+    );
 }

@@ -241,6 +241,13 @@ impl FakeTask {
         self
     }
 
+    /// The target endpoint names this database (what it advertises, not
+    /// where the replicator copies): a task set up for another database.
+    pub fn target_database(mut self, name: &str) -> FakeTask {
+        self.target_endpoint.database_name = name.into();
+        self
+    }
+
     /// The status before any call (`running`/`starting` also mark the task
     /// as started before; nothing copies then: someone else's run).
     pub fn status(mut self, status: &str) -> FakeTask {

@@ -80,8 +80,8 @@ impl Run {
             })
     }
 
-    /// No table copy in flight, and none will begin. (The replicator's stop
-    /// aborts its coordinator but not the copy workers, which drain the queue.)
+    /// No table copy in flight, and none will begin (a stopped replicator
+    /// reports `stopping` until its aborted workers are gone).
     fn quiet(&self) -> bool {
         let p = self.progress();
         if p.running {

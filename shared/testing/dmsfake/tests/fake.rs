@@ -118,7 +118,7 @@ async fn assert_same_rows(prod: &TestDb, staging: &TestDb) {
 async fn a_full_load_runs_to_completion_and_a_second_run_needs_reload_target() {
     let (prod, staging) = databases().await;
     let fake = DmsFake::start(task(&prod, &staging).await);
-    let dms = DmsTask::new(client(&fake).await).with_row_counts();
+    let dms = DmsTask::new(client(&fake).await).with_table_statistics();
     let arn = fake.task_arn();
 
     let before = dms.describe(&arn).await.unwrap();
@@ -435,7 +435,7 @@ async fn table_statistics_are_paginated_within_dms_bounds() {
     }
     let fake = DmsFake::start(task(&prod, &staging).await);
     let c = client(&fake).await;
-    let dms = DmsTask::new(c.clone()).with_row_counts();
+    let dms = DmsTask::new(c.clone()).with_table_statistics();
     let arn = fake.task_arn();
     // Never started: no statistics.
     let none = c

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, PROD_ORDERS};
+use common::{Harness, StepFault, PROD_ORDERS};
 use dbsync_dmsfake::{Fault, Op};
 
 const FAILURE_SUBJECT: &str = "dbsync: staging refresh failed";
@@ -119,13 +119,18 @@ async fn a_throttled_describe_is_absorbed_by_the_sdk_retries() {
 }
 
 #[tokio::test]
-async fn a_task_already_running_fails_the_sync_and_leaves_the_keys_as_they_were() {
+async fn a_task_already_running_is_refused_before_any_change() {
     let h = Harness::with_task(|t| t.status("running")).await;
     let stale_orders = h.staging_rows("app.orders").await;
     let ex = h.run().await;
     let cause = ex.assert_failed_with("ReplicationAlreadyRunning");
     assert!(cause.contains("running"), "{cause}");
     assert!(h.dms.start_kinds().is_empty(), "nothing was started");
+    assert!(
+        !ex.states().iter().any(|s| s == "DropForeignKeys"),
+        "refused before the first change: {:?}",
+        ex.states()
+    );
     h.assert_fks_intact().await;
     assert_eq!(h.staging_rows("app.orders").await, stale_orders);
     let notes = h.notifications(&ex.name).await;
@@ -135,10 +140,9 @@ async fn a_task_already_running_fails_the_sync_and_leaves_the_keys_as_they_were(
     );
 }
 
-/// DMS keeps `LastFailureMessage` after a later successful run; poll-dms
-/// counts any failure message as a failure of the current run.
+/// DMS keeps `LastFailureMessage` after a later successful run: a stale
+/// message must not fail a good run.
 #[tokio::test]
-#[ignore = "known: poll-dms fails a clean run with ReplicationFailed when DMS still shows the LastFailureMessage of an earlier failed run"]
 async fn a_sync_after_a_failed_one_succeeds() {
     let h = Harness::new().await;
     h.dms.inject(
@@ -153,11 +157,9 @@ async fn a_sync_after_a_failed_one_succeeds() {
 }
 
 /// A `StartReplicationTask` that starts the task and then answers 500: the
-/// SDK retries it, DMS refuses the retry (the task is starting), and
-/// start-dms reports the task as not ready — so the execution compensates
-/// while DMS loads.
+/// SDK retries it, DMS refuses the retry (the task is starting); start-dms
+/// recognises this execution's run and carries on.
 #[tokio::test]
-#[ignore = "known: start-dms takes the SDK's retry of an ambiguous StartReplicationTask (5xx after the task started) for a refusal, and the execution compensates while DMS loads"]
 async fn an_ambiguous_start_is_not_mistaken_for_a_refusal() {
     let h = Harness::new().await;
     h.dms
@@ -166,5 +168,239 @@ async fn an_ambiguous_start_is_not_mistaken_for_a_refusal() {
     // Whatever the outcome, let the load finish before looking at staging.
     assert!(h.dms.wait_idle(Duration::from_secs(60)).await);
     ex.assert_succeeded();
+    h.assert_synced().await;
+}
+
+fn entered(ex: &common::Execution, state: &str) -> bool {
+    ex.states().iter().any(|s| s == state)
+}
+
+/// A change to the fake DMS task.
+type Adjust = Box<dyn FnOnce(dbsync_dmsfake::FakeTask) -> dbsync_dmsfake::FakeTask>;
+
+#[tokio::test]
+async fn a_misconfigured_task_is_refused_by_name_before_any_change() {
+    use dbsync_dmsfake::MigrationType;
+    let cases: Vec<(Adjust, &str)> = vec![
+        (
+            Box::new(|t| t.migration_type(MigrationType::FullLoadAndCdc)),
+            "MigrationType to full-load",
+        ),
+        (
+            Box::new(|t| {
+                t.settings(r#"{"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#)
+            }),
+            "DROP_AND_CREATE",
+        ),
+        (
+            Box::new(|t| {
+                t.settings(r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}}"#)
+            }),
+            "DO_NOTHING",
+        ),
+    ];
+    for (adjust, want) in cases {
+        let h = Harness::with_task(adjust).await;
+        let stale = h.staging_rows("app.orders").await;
+        let ex = h.run().await;
+        let cause = ex.assert_failed_with("ReplicationTaskMisconfigured");
+        assert!(cause.contains(want), "{cause}");
+        assert!(!entered(&ex, "DropForeignKeys") && h.dms.start_kinds().is_empty());
+        h.assert_fks_intact().await;
+        assert_eq!(h.staging_rows("app.orders").await, stale);
+        assert_eq!(h.notifications(&ex.name).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_task_loading_another_database_is_refused_before_any_change() {
+    // The DMS target endpoint names another database than the staging secret.
+    let h = Harness::with_task(|t| t.target_database("production")).await;
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("ReplicationTaskMisconfigured");
+    assert!(
+        cause.contains("production") && cause.contains("another database"),
+        "{cause}"
+    );
+    assert!(!entered(&ex, "DropForeignKeys"));
+    h.assert_fks_intact().await;
+}
+
+#[tokio::test]
+async fn a_second_execution_started_by_hand_mid_run_changes_nothing() {
+    let h = Harness::new().await;
+    // The first execution holds the lease and takes its time dropping the keys;
+    // the second, started by hand meanwhile, finds DMS idle but the target taken.
+    h.fail_step("drop-fks", StepFault::Delay(Duration::from_millis(1500)));
+    let first = h.register().await;
+    let second = h.register().await;
+    let (a, b) = tokio::join!(h.run_registered(&first), async {
+        // Started from the console while the first is loading.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        h.run_registered(&second).await
+    });
+    h.end(&first).await;
+    h.end(&second).await;
+    a.assert_succeeded();
+    let cause = b.assert_failed_with("SyncInProgress");
+    assert!(cause.contains(&first), "{cause}");
+    assert!(!entered(&b, "DropForeignKeys"), "{:?}", b.states());
+    assert_eq!(h.dms.start_kinds(), ["start-replication"], "one load only");
+    h.assert_synced().await;
+}
+
+#[tokio::test]
+async fn the_lease_of_a_dead_execution_is_taken_over_at_once() {
+    let h = Harness::new().await;
+    // An execution took the lease and died (aborted) without releasing it.
+    let dead = h.register().await;
+    h.staging
+        .client()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO dbsync.lease (execution, expires_at) VALUES ('{}', now() + interval '1 day')",
+            h.execution_arn(&dead)
+        ))
+        .await
+        .unwrap();
+    h.end(&dead).await;
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    assert!(
+        entered(&ex, "DescribeLeaseHolder") && entered(&ex, "TakeOverLease"),
+        "{:?}",
+        ex.states()
+    );
+    h.assert_synced().await;
+    let left: i64 = h
+        .staging
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM dbsync.lease", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "released at the end");
+}
+
+#[tokio::test]
+async fn a_stuck_load_is_stopped_and_compensation_waits_until_dms_has_stopped() {
+    let h = Harness::with_task(|t| t.stopping_describes(3)).await;
+    h.dms.inject(Op::StartReplicationTask, Fault::Stuck);
+    // Waits run 1000 times faster than the wall clock the limit is measured on.
+    h.set_max_replication(Duration::from_secs(1));
+    let ex = h.run().await;
+    ex.assert_failed_with("ReplicationTimedOut");
+    let states = ex.states();
+    let stop = states
+        .iter()
+        .position(|s| s == "StopReplication")
+        .expect("stopped first");
+    let compensate = states
+        .iter()
+        .position(|s| s == "CompensateRestoreForeignKeys")
+        .expect("then compensated");
+    assert!(stop < compensate, "{states:?}");
+    assert!(
+        states.iter().filter(|s| *s == "StopReplication").count() >= 2,
+        "waited while DMS was stopping: {states:?}"
+    );
+    assert_eq!(h.dms.status().to_string(), "stopped");
+    h.assert_fks_intact().await;
+    assert!(entered(&ex, "FixSequencesAfterFailure"));
+    let mut s = h.staging.client().await;
+    assert!(
+        dbsync_db::verify::sequences_accept_inserts(&mut s)
+            .await
+            .unwrap()
+            >= 6,
+        "sequences ahead after a failure too"
+    );
+}
+
+#[tokio::test]
+async fn a_lambda_timeout_and_throttled_secrets_are_retried_on_every_database_step() {
+    let h = Harness::new().await;
+    // A restore whose Lambda timed out after validating (Lambda.Unknown), a
+    // drop whose secret read was throttled, a lease step that lost its connection.
+    h.fail_step(
+        "restore-fks",
+        StepFault::After(
+            "Lambda.Unknown".into(),
+            "Task timed out after 900.00 seconds".into(),
+        ),
+    );
+    h.fail_step(
+        "drop-fks",
+        StepFault::Instead(
+            "AwsTransientError".into(),
+            "GetSecretValue: ThrottlingException".into(),
+        ),
+    );
+    h.fail_step(
+        "lease",
+        StepFault::Instead("DatabaseUnavailable".into(), "connection reset".into()),
+    );
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    h.assert_synced().await;
+    let failed: Vec<_> = h
+        .invocations()
+        .into_iter()
+        .filter(|(_, e)| e.is_some())
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+}
+
+#[tokio::test]
+async fn the_failure_path_is_retried_too_and_ends_with_keys_and_sequences_right() {
+    let h = Harness::new().await;
+    h.dms.inject(
+        Op::StartReplicationTask,
+        Fault::FailMidLoad("app.shipments".into()),
+    );
+    h.fail_step(
+        "restore-fks",
+        StepFault::Instead("Lambda.Unknown".into(), "Task timed out".into()),
+    );
+    let ex = h.run().await;
+    ex.assert_failed_with("ReplicationFailed");
+    h.assert_fks_intact().await;
+    assert!(entered(&ex, "FixSequencesAfterFailure") && entered(&ex, "ReleaseLeaseAfterFailure"));
+}
+
+/// A parent table failing mid-load leaves children referencing rows it does
+/// not have: the failure path keeps those keys (NOT VALID, enforcing new
+/// rows) and saved, deletes nothing, and the next good run validates them.
+#[tokio::test]
+async fn orphans_after_a_failed_load_keep_the_keys_saved_until_the_next_good_run() {
+    let h = Harness::new().await;
+    h.dms.inject(
+        Op::StartReplicationTask,
+        Fault::FailMidLoad("app.orders".into()),
+    );
+    let failed = h.run().await;
+    failed.assert_failed_with("ReplicationFailed");
+    let s = h.staging.client().await;
+    let saved: i64 = s
+        .query_one("SELECT count(*) FROM dbsync.saved_fk", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(saved > 0, "keys with orphans stay saved");
+    let present: i64 = s
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'order_lines_order_id_fkey'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        present, 1,
+        "the key is back (NOT VALID), enforcing new rows"
+    );
+    let again = h.run().await;
+    again.assert_succeeded();
     h.assert_synced().await;
 }

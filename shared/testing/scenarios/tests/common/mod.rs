@@ -8,6 +8,13 @@
 //! | `drop-fks`, `restore-fks`, `fix-sequences` | `dbsync_db::steps` | `Db` from a Secrets Manager secret (`SecretsManager` → moto) → PostgreSQL |
 //! | `start-dms`, `poll-dms` | `steps::{start_dms, poll_dms}` | `DmsTask` → the DMS fake (HTTP) → local replicator |
 //! | `sns:publish` | Step Functions' SNS integration | SNS SDK → moto SNS → an SQS queue the tests read |
+//! | `preflight` | `steps::preflight` | `DmsTask` → the DMS fake |
+//! | `lease`, `refresh-views` | `dbsync_db::steps` | as the database steps (the source reached by URL) |
+//! | `aws-sdk:sfn:describeExecution` | Step Functions' SDK integration | SFN SDK → moto, where every execution of the harness is registered |
+//!
+//! Faults can be injected per step invocation ([`Harness::fail_step`]): an
+//! error instead of the call, or after it (a Lambda that did its work and
+//! then timed out: `Lambda.Unknown`).
 //!
 //! A [`Harness`] is one world: a `prod` and a `staging` database on the
 //! shared throwaway cluster (a small schema with every kind of foreign key,
@@ -41,9 +48,20 @@ use dbsync_dmsfake::{DmsFake, FakeTask};
 use dbsync_testpg::{Cluster, TestDb, PASSWORD, PASSWORD_USER};
 use dbsync_workflow::{
     naming,
-    steps::{poll_dms, replication::PollConfig, start_dms, version_check},
+    steps::{poll_dms, preflight, replication::PollConfig, start_dms, version_check},
     StepError,
 };
+
+/// A fault for one invocation of a step.
+#[derive(Debug, Clone)]
+pub enum StepFault {
+    /// The invocation fails with this error (name, message) and does nothing.
+    Instead(String, String),
+    /// The handler runs, then the invocation fails (a timeout after the work).
+    After(String, String),
+    /// The invocation takes this long more (a slow step: the window for a race).
+    Delay(Duration),
+}
 use serde_json::{json, Value};
 
 /// The account and region the definition is substituted for (moto's account).
@@ -145,10 +163,13 @@ pub struct Steps {
     /// poll-dms's adapter (row counts for the summary, like its Lambda).
     poll_task: DmsTask,
     task_arn: String,
-    poll: PollConfig,
+    poll: Mutex<PollConfig>,
     sns: aws_sdk_sns::Client,
+    sfn: aws_sdk_sfn::Client,
     /// Every Lambda invocation: (step, error name if it failed).
     invocations: Mutex<Vec<(String, Option<String>)>>,
+    /// Faults to inject, consumed per invocation of their step, in order.
+    faults: Mutex<Vec<(String, StepFault)>>,
 }
 
 impl Steps {
@@ -159,14 +180,18 @@ impl Steps {
         }
         // The functions' timeouts in the template: restore 15 minutes, the others 5.
         let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.db.margin);
+        let poll = *self.poll.lock().expect("poll config");
         match step {
+            "preflight" => out(preflight::handle(&self.start_task, &self.task_arn, payload).await),
+            "lease" => out(db_steps::lease(&self.db, payload, budget(60)).await),
+            "refresh-views" => out(db_steps::refresh_views(&self.db, payload, budget(900)).await),
             "version-check" => out(version_check::handle(&self.versions, payload).await),
             "drop-fks" => out(db_steps::drop_fks(&self.db, payload, budget(300)).await),
             "start-dms" => {
-                out(start_dms::handle(&self.start_task, &self.task_arn, &self.poll, payload).await)
+                out(start_dms::handle(&self.start_task, &self.task_arn, &poll, payload).await)
             }
             "poll-dms" => {
-                out(poll_dms::handle(&self.poll_task, &self.task_arn, &self.poll, payload).await)
+                out(poll_dms::handle(&self.poll_task, &self.task_arn, &poll, payload).await)
             }
             "restore-fks" => out(db_steps::restore_fks(&self.db, payload, budget(900)).await),
             "fix-sequences" => out(db_steps::fix_sequences(&self.db, payload, budget(300)).await),
@@ -181,7 +206,26 @@ impl Steps {
                 let function = req.input["FunctionName"].as_str().unwrap_or_default();
                 let step = function.rsplit(':').next().unwrap_or_default().to_owned();
                 let payload = req.input.get("Payload").cloned().unwrap_or(json!({}));
-                let Some(result) = self.step(&step, payload).await else {
+                let fault = {
+                    let mut faults = self.faults.lock().expect("faults");
+                    faults
+                        .iter()
+                        .position(|(s, _)| *s == step)
+                        .map(|i| faults.remove(i).1)
+                };
+                if let Some(StepFault::Delay(d)) = &fault {
+                    tokio::time::sleep(*d).await;
+                }
+                if let Some(StepFault::Instead(name, message)) = &fault {
+                    self.record(&step, Some(name));
+                    return Err(TaskError::new(name.clone(), message.clone()));
+                }
+                let result = self.step(&step, payload).await;
+                if let Some(StepFault::After(name, message)) = &fault {
+                    self.record(&step, Some(name));
+                    return Err(TaskError::new(name.clone(), message.clone()));
+                }
+                let Some(result) = result else {
                     self.record(&step, Some("Lambda.ResourceNotFoundException"));
                     return Err(TaskError::new(
                         "Lambda.ResourceNotFoundException",
@@ -198,6 +242,26 @@ impl Steps {
                         e.name(),
                         json!({"errorType": e.name(), "errorMessage": e.to_string()}).to_string(),
                     )),
+                }
+            }
+            "arn:aws:states:::aws-sdk:sfn:describeExecution" => {
+                let arn = req.input["ExecutionArn"].as_str().unwrap_or_default();
+                match self
+                    .sfn
+                    .describe_execution()
+                    .execution_arn(arn)
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(json!({"ExecutionArn": arn, "Status": out.status().as_str()})),
+                    // The integration's error names: Sfn.<code>, with the Exception suffix.
+                    Err(e) => Err(match dbsync_aws::error_code(&e) {
+                        Some(code) => {
+                            let code = code.trim_end_matches("Exception");
+                            TaskError::new(format!("Sfn.{code}Exception"), e.to_string())
+                        }
+                        None => TaskError::new("States.TaskFailed", format!("{e:?}")),
+                    }),
                 }
             }
             "arn:aws:states:::sns:publish" => {
@@ -286,6 +350,10 @@ pub struct Harness {
     pub dms: DmsFake,
     steps: Arc<Steps>,
     machine: StateMachine,
+    sfn: aws_sdk_sfn::Client,
+    /// The machine in moto the executions are registered under.
+    machine_name: String,
+    machine_arn: String,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     /// Notifications received from the queue so far: (subject, message).
@@ -409,6 +477,21 @@ impl Harness {
             .await
             .expect("subscription");
 
+        // Step Functions: a machine in moto under which every execution of this
+        // harness is registered, so describeExecution answers for them.
+        let sfn = aws_sdk_sfn::Client::new(&sdk);
+        let machine_name = unique("dbsync-sync");
+        let machine_arn = sfn
+            .create_state_machine()
+            .name(&machine_name)
+            .definition(r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#)
+            .role_arn("arn:aws:iam::123456789012:role/dbsync-scenarios")
+            .send()
+            .await
+            .expect("state machine")
+            .state_machine_arn()
+            .to_owned();
+
         // DMS: the fake, loading prod into staging with the same table mappings.
         let dms = DmsFake::start(task(
             FakeTask::new(
@@ -439,6 +522,14 @@ impl Harness {
         let steps = Arc::new(Steps {
             db: StepEnv {
                 db,
+                // Production reached directly (a deployment with SourceDbSecretArn).
+                source: Some(Db::new(
+                    DbConfig::from_url(&prod.url)
+                        .expect("prod URL")
+                        .with_timeouts(timeouts),
+                )),
+                lease_ttl: dbsync_db::lease::DEFAULT_TTL,
+                refresh_views: true,
                 selection: selection.clone(),
                 timeouts,
                 orphan_policy: OrphanPolicy::Fail,
@@ -446,11 +537,13 @@ impl Harness {
             },
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
             start_task: DmsTask::new(dms_client.clone()),
-            poll_task: DmsTask::new(dms_client).with_row_counts(),
+            poll_task: DmsTask::new(dms_client).with_table_statistics(),
             task_arn: dms.task_arn(),
-            poll: PollConfig::default(),
+            poll: Mutex::new(PollConfig::default()),
             sns,
+            sfn: sfn.clone(),
             invocations: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
         });
         let definition = naming::substitute(
             include_str!(concat!(
@@ -468,6 +561,9 @@ impl Harness {
             dms,
             steps,
             machine,
+            sfn,
+            machine_name,
+            machine_arn,
             sqs,
             queue_url,
             received: Mutex::new(Vec::new()),
@@ -478,11 +574,64 @@ impl Harness {
     /// One execution (input `{}`, as a manual start), Wait states sped up
     /// 1000 times (a 30 s wait takes 30 ms).
     pub async fn run(&self) -> Execution {
-        self.run_with_clock(Arc::new(ScaledClock::new(0.001))).await
+        let name = self.register().await;
+        let ex = self.run_registered(&name).await;
+        self.end(&name).await;
+        ex
     }
 
-    pub async fn run_with_clock(&self, clock: Arc<dyn Clock>) -> Execution {
+    /// Registers an execution in moto (RUNNING there until [`Harness::end`]); returns its name.
+    pub async fn register(&self) -> String {
         let name = unique("scenario");
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&self.machine_arn)
+            .name(&name)
+            .input("{}")
+            .send()
+            .await
+            .expect("registering the execution in moto");
+        name
+    }
+
+    /// The execution's ARN, as `$$.Execution.Id` gives it.
+    pub fn execution_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:us-east-1:123456789012:execution:{}:{name}",
+            self.machine_name
+        )
+    }
+
+    /// Marks a registered execution as no longer running (moto: stopped → ABORTED).
+    pub async fn end(&self, name: &str) {
+        let _ = self
+            .sfn
+            .stop_execution()
+            .execution_arn(self.execution_arn(name))
+            .send()
+            .await;
+    }
+
+    /// `MAX_REPLICATION_SECONDS` of the DMS steps.
+    pub fn set_max_replication(&self, limit: Duration) {
+        self.steps.poll.lock().expect("poll config").max_duration = limit;
+    }
+
+    /// Queues a fault for the next invocation of `step`.
+    pub fn fail_step(&self, step: &str, fault: StepFault) {
+        self.steps
+            .faults
+            .lock()
+            .expect("faults")
+            .push((step.to_owned(), fault));
+    }
+
+    /// Runs an execution registered with [`Harness::register`]. Its clock
+    /// starts now: `$$.Execution.StartTime` is the wall-clock time, as the
+    /// DMS fake's dates are (sped-up time only after the start).
+    pub async fn run_registered(&self, name: &str) -> Execution {
+        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(0.001));
+        let name = name.to_owned();
         let steps = self.steps.clone();
         let handler = move |req: TaskRequest| {
             let steps = steps.clone();
@@ -490,7 +639,7 @@ impl Harness {
         };
         let opts = RunOptions::default()
             .with_execution_name(&name)
-            .with_state_machine_name("dbsync-sync")
+            .with_state_machine_name(&self.machine_name)
             .with_clock(clock);
         let started = Instant::now();
         let result = run(&self.machine, json!({}), Arc::new(handler), opts).await;
