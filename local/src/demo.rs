@@ -268,9 +268,14 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
     println!("verified: every synced table matches production row for row.");
     if keep {
         println!(
-            "the server keeps running: psql -h 127.0.0.1 -p {} -U postgres staging   (stop it with: kill {})",
-            cluster.port,
-            cluster.pid()
+            "the server keeps running: psql -h 127.0.0.1 -p {} -U postgres staging",
+            cluster.port
+        );
+        // Everything the demo made lives in one directory: the data, the socket, the log.
+        println!(
+            "remove it all with: kill {} && sleep 2 && rm -rf '{}'",
+            cluster.pid(),
+            cluster.dir().display()
         );
         std::mem::forget(cluster);
     }

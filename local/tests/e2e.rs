@@ -537,3 +537,30 @@ async fn urls_and_passwords_come_from_the_environment_and_plan_reads_as_text() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["optedIn"], true);
 }
+
+/// `demo --keep` leaves its server running and prints a command that removes
+/// everything it made.
+#[tokio::test]
+async fn demo_keep_prints_a_clean_up_that_removes_everything() {
+    let out = cli(&["demo", "--scale", "0.005", "--keep"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cleanup = text
+        .lines()
+        .find_map(|l| l.strip_prefix("remove it all with: "))
+        .unwrap_or_else(|| panic!("no clean-up command: {text}"));
+    let dir = cleanup
+        .rsplit("rm -rf '")
+        .next()
+        .and_then(|d| d.strip_suffix('\''))
+        .expect("the directory it removes")
+        .to_owned();
+    assert!(std::path::Path::new(&dir).join("data").is_dir(), "{dir}");
+    let status = Command::new("sh").arg("-c").arg(cleanup).status().unwrap();
+    assert!(status.success());
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} is gone");
+}

@@ -197,3 +197,38 @@ async fn the_binary_reads_connection_secrets_from_secrets_manager() {
     );
     assert_eq!(error_type(&out), "SecretUnavailable");
 }
+
+/// The query is the user's and one database is production: it runs in a
+/// read-only transaction (a query that writes is refused, nothing written),
+/// and the session stays usable afterwards.
+#[tokio::test]
+async fn the_version_query_cannot_write() {
+    let (prod, staging) = (
+        database("vro_prod", &[7]).await,
+        database("vro_stage", &[7]).await,
+    );
+    let writing = "insert into schema_migrations values (8) returning version::text";
+    let src = SqlSource::new(handle(&prod.url), handle(&staging.url), writing.into());
+    let e = version_check::handle(&src, json!({})).await.unwrap_err();
+    assert_eq!(e.name(), "DatabaseError");
+    assert!(
+        e.to_string().contains("25006") || e.to_string().contains("read-only"),
+        "{e}"
+    );
+    let rows: i64 = prod
+        .client()
+        .await
+        .query_one("select count(*) from schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "nothing written");
+    // The same handles answer the next (good) query.
+    let src = SqlSource::new(handle(&prod.url), handle(&staging.url), QUERY.into());
+    assert!(
+        version_check::handle(&src, json!({}))
+            .await
+            .unwrap()
+            .in_sync
+    );
+}

@@ -273,3 +273,23 @@ fn samconfig_environments_are_complete_and_distinct() {
         );
     }
 }
+
+/// A load may run at most so long that the FK restore still fits in the
+/// execution's own time limit (`TimeoutSeconds`).
+#[test]
+fn the_longest_load_leaves_time_for_the_restore() {
+    let (template, asl) = (read("template.yaml"), definition());
+    let limit = asl["TimeoutSeconds"]
+        .as_u64()
+        .expect("the execution has a time limit");
+    let section = &template[template.find("  MaxReplicationSeconds:").unwrap()..];
+    let max: u64 = section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MaxValue: "))
+        .and_then(|v| v.parse().ok())
+        .expect("MaxReplicationSeconds has a MaxValue");
+    assert!(
+        max + 4 * 3600 <= limit,
+        "{max} s of load leaves under 4 h of {limit} s for the restore"
+    );
+}
