@@ -91,6 +91,40 @@ impl DmsTask {
     }
 }
 
+impl DmsTask {
+    /// The task, by ARN (`DescribeReplicationTasks` filtered to it).
+    async fn find_task(
+        &self,
+        task: &str,
+        without_settings: bool,
+    ) -> Result<aws_sdk_databasemigration::types::ReplicationTask, StepError> {
+        let filter = Filter::builder()
+            .name("replication-task-arn")
+            .values(task)
+            .build()
+            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
+        let out = match self
+            .client
+            .describe_replication_tasks()
+            .filters(filter)
+            .without_settings(without_settings)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
+                return Err(StepError::ReplicationTaskNotFound(task.to_owned()))
+            }
+            Err(e) => return Err(classify("DescribeReplicationTasks", &e)),
+        };
+        out.replication_tasks()
+            .iter()
+            .find(|t| t.replication_task_arn() == Some(task))
+            .cloned()
+            .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))
+    }
+}
+
 /// Table states of a run that did not copy the table (DMS API: TableStatistics).
 pub const FAILED_TABLE_STATES: &[&str] = &["Table error", "Table cancelled"];
 /// Validation states that mean the copy does not match (when validation is on).
@@ -117,31 +151,8 @@ fn system_time(t: &DateTime) -> Option<SystemTime> {
 
 impl DescribeTask for DmsTask {
     async fn describe(&self, task: &str) -> Result<TaskState, StepError> {
-        let filter = Filter::builder()
-            .name("replication-task-arn")
-            .values(task)
-            .build()
-            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
-        // WithoutSettings: the task's settings and table mappings are large and unused.
-        let out = match self
-            .client
-            .describe_replication_tasks()
-            .filters(filter)
-            .without_settings(true)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
-                return Err(StepError::ReplicationTaskNotFound(task.to_owned()))
-            }
-            Err(e) => return Err(classify("DescribeReplicationTasks", &e)),
-        };
-        let t = out
-            .replication_tasks()
-            .iter()
-            .find(|t| t.replication_task_arn() == Some(task))
-            .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))?;
+        // WithoutSettings: the task's settings and table mappings are large and unused here.
+        let t = self.find_task(task, true).await?;
         let stats = t.replication_task_stats();
         let status = TaskStatus::from(t.status().unwrap_or("unknown"));
         // FreshStartDate: the last start-replication or reload-target, i.e. this run.
@@ -179,30 +190,7 @@ impl DescribeTask for DmsTask {
 
 impl InspectTask for DmsTask {
     async fn task_config(&self, task: &str) -> Result<TaskConfig, StepError> {
-        let filter = Filter::builder()
-            .name("replication-task-arn")
-            .values(task)
-            .build()
-            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
-        let out = match self
-            .client
-            .describe_replication_tasks()
-            .filters(filter)
-            .without_settings(false)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
-                return Err(StepError::ReplicationTaskNotFound(task.to_owned()))
-            }
-            Err(e) => return Err(classify("DescribeReplicationTasks", &e)),
-        };
-        let t = out
-            .replication_tasks()
-            .iter()
-            .find(|t| t.replication_task_arn() == Some(task))
-            .ok_or_else(|| StepError::ReplicationTaskNotFound(task.to_owned()))?;
+        let t = self.find_task(task, false).await?;
         let settings = match t.replication_task_settings() {
             Some(text) => serde_json::from_str(text).map_err(|e| {
                 StepError::ReplicationTaskMisconfigured(format!(

@@ -47,6 +47,15 @@ pub async fn plan(
     client: &mut Client,
     selection: &Selection,
 ) -> Result<Vec<(String, String, String)>, StepError> {
+    plan_rows(client, selection, &sql::plan_fks()).await
+}
+
+/// A read-only planning query over the selected tables' oids (`$1`), three text columns.
+async fn plan_rows(
+    client: &mut Client,
+    selection: &Selection,
+    query: &str,
+) -> Result<Vec<(String, String, String)>, StepError> {
     let ctx = "planning";
     let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
     tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL transaction_read_only = on")
@@ -58,7 +67,7 @@ pub async fn plan(
         .map(|t| t.oid)
         .collect();
     let rows = tx
-        .query_typed(&sql::plan_fks(), &[(&oids, Type::OID_ARRAY)])
+        .query_typed(query, &[(&oids, Type::OID_ARRAY)])
         .await
         .map_err(|e| classify(e, ctx))?;
     Ok(rows
@@ -477,24 +486,7 @@ pub async fn plan_checks(
     client: &mut Client,
     selection: &Selection,
 ) -> Result<Vec<(String, String, String)>, StepError> {
-    let ctx = "planning";
-    let tx = client.transaction().await.map_err(|e| classify(e, ctx))?;
-    tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL transaction_read_only = on")
-        .await
-        .map_err(|e| classify(e, ctx))?;
-    let oids: Vec<u32> = selected_tables(&tx, selection)
-        .await?
-        .iter()
-        .map(|t| t.oid)
-        .collect();
-    let rows = tx
-        .query_typed(&sql::plan_checks(), &[(&oids, Type::OID_ARRAY)])
-        .await
-        .map_err(|e| classify(e, ctx))?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    plan_rows(client, selection, &sql::plan_checks()).await
 }
 
 fn push_key<'a>(v: &mut [Vec<&'a str>; 3], s: &'a Saved) {

@@ -52,25 +52,29 @@ pub async fn table_checksums(
 /// path (fully qualified) plus deferrability, validity, actions, match type,
 /// whether it is a partition clone, and the referenced table.
 pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
-    let e = |e| classify(e, "reading foreign keys");
-    // A transaction of its own, so the empty search path ends with it.
+    inventory(
+        client,
+        "reading foreign keys",
+        "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
+                pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
+                    ' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s clone=%s ref=%s comment=%s]',
+                    c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype,
+                    c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass,
+                    pg_catalog.obj_description(c.oid, 'pg_constraint'))
+         FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
+    )
+    .await
+}
+
+/// (table, constraint) → text, from a query run under an empty search path
+/// (so definitions come out fully qualified) in a read-only transaction.
+async fn inventory(client: &Client, ctx: &str, query: &str) -> Result<ForeignKeys, StepError> {
+    let e = |e| classify(e, ctx);
     client
         .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
         .await
         .map_err(e)?;
-    let rows = client
-        .query(
-            "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
-                    pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
-                        ' [deferrable=%s deferred=%s validated=%s upd=%s del=%s match=%s clone=%s ref=%s comment=%s]',
-                        c.condeferrable, c.condeferred, c.convalidated, c.confupdtype, c.confdeltype,
-                        c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass,
-                        pg_catalog.obj_description(c.oid, 'pg_constraint'))
-             FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
-            &[],
-        )
-        .await
-        .map_err(e)?;
+    let rows = client.query(query, &[]).await.map_err(e)?;
     client.batch_execute("COMMIT").await.map_err(e)?;
     Ok(rows
         .iter()
@@ -81,32 +85,21 @@ pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
 /// Every CHECK constraint of the user tables: definition under an empty
 /// search path, validity, whether it is inherited, and its comment.
 pub async fn check_constraints(client: &Client) -> Result<ForeignKeys, StepError> {
-    let e = |e| classify(e, "reading check constraints");
-    client
-        .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
-        .await
-        .map_err(e)?;
-    let rows = client
-        .query(
-            "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
-                    pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
-                        ' [validated=%s local=%s inherited=%s comment=%s]',
-                        c.convalidated, c.conislocal, c.coninhcount,
-                        pg_catalog.obj_description(c.oid, 'pg_constraint'))
-             FROM pg_catalog.pg_constraint c
-             JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
-             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-             WHERE c.contype = 'c'
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')",
-            &[],
-        )
-        .await
-        .map_err(e)?;
-    client.batch_execute("COMMIT").await.map_err(e)?;
-    Ok(rows
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect())
+    inventory(
+        client,
+        "reading check constraints",
+        "SELECT c.conrelid::pg_catalog.regclass::text, c.conname::text,
+                pg_catalog.pg_get_constraintdef(c.oid) || pg_catalog.format(
+                    ' [validated=%s local=%s inherited=%s comment=%s]',
+                    c.convalidated, c.conislocal, c.coninhcount,
+                    pg_catalog.obj_description(c.oid, 'pg_constraint'))
+         FROM pg_catalog.pg_constraint c
+         JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
+         JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+         WHERE c.contype = 'c'
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')",
+    )
+    .await
 }
 
 /// Checks that the next value of every sequence owned by a column (serial,
