@@ -489,6 +489,21 @@ pub async fn plan_checks(
     plan_rows(client, selection, &sql::plan_checks()).await
 }
 
+trait CountDone {
+    fn count_done(&mut self, work: &Work);
+}
+
+impl CountDone for RestoreFksOutput {
+    /// A finished piece of work: validated, and re-created too when it was
+    /// added validated in one step (so "re-added" counts every key put back).
+    fn count_done(&mut self, work: &Work) {
+        self.validated += 1;
+        if matches!(work, Work::AddValidated(_)) {
+            self.added += 1;
+        }
+    }
+}
+
 fn push_key<'a>(v: &mut [Vec<&'a str>; 3], s: &'a Saved) {
     v[0].push(&s.schema);
     v[1].push(&s.table);
@@ -522,7 +537,7 @@ async fn validate_phase(
         );
         match client.batch_execute(&batch).await {
             Ok(()) => {
-                out.validated += 1;
+                out.count_done(work);
                 done += 1;
             }
             Err(e) => {
@@ -640,7 +655,7 @@ async fn handle_orphans(
             .await
             .map_err(|e| classify(e, "validating foreign keys"))?;
             tx.commit().await.map_err(err)?;
-            out.validated += 1;
+            out.count_done(work);
         }
     }
     Ok(())
