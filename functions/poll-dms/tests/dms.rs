@@ -12,7 +12,7 @@ use aws_sdk_databasemigration::{
     types::TableStatistics,
     Client,
 };
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_mocks::{mock, Rule};
 use dbsync_aws::{
     dms::DmsTask,
     testing::{error, Task, TASK},
@@ -22,15 +22,7 @@ use dbsync_workflow::StepError;
 use serde_json::{json, Value};
 
 fn client(rules: &[&Rule]) -> DmsTask {
-    DmsTask::new(mock_client!(
-        aws_sdk_databasemigration,
-        RuleMode::MatchAny,
-        rules,
-        |b| b.retry_config(
-            dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
-        )
-    ))
-    .with_table_statistics()
+    dbsync_aws::testing::mocked_task(rules).with_table_statistics()
 }
 
 fn describe(task: Task) -> Rule {

@@ -1,8 +1,6 @@
 //! preflight against the real DMS adapter, with DMS's answers mocked at the
 //! SDK's HTTP boundary (aws-smithy-mocks).
 
-use std::time::Duration;
-
 use aws_sdk_databasemigration::{
     operation::{
         describe_endpoints::DescribeEndpointsOutput,
@@ -11,7 +9,7 @@ use aws_sdk_databasemigration::{
     types::{Endpoint, MigrationTypeValue, PostgreSqlSettings, ReplicationTask},
     Client,
 };
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_mocks::{mock, Rule};
 use dbsync_aws::{dms::DmsTask, testing::TASK};
 use dbsync_workflow::{steps::preflight, StepError};
 use serde_json::json;
@@ -20,14 +18,7 @@ const TARGET: &str = "arn:aws:dms:us-east-1:123456789012:endpoint:STAGING";
 const MAPPINGS: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "app", "object-locator": {"schema-name": "app", "table-name": "%"}, "rule-action": "include"}]}"#;
 
 fn client(rules: &[&Rule]) -> DmsTask {
-    DmsTask::new(mock_client!(
-        aws_sdk_databasemigration,
-        RuleMode::MatchAny,
-        rules,
-        |b| b.retry_config(
-            dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
-        )
-    ))
+    dbsync_aws::testing::mocked_task(rules)
 }
 
 fn task(status: &'static str, kind: MigrationTypeValue, settings: serde_json::Value) -> Rule {

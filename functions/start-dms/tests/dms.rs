@@ -1,8 +1,6 @@
 //! start-dms against the real DMS adapter, with DMS's answers mocked at the
 //! SDK's HTTP boundary (aws-smithy-mocks; moto's DMS invents statuses).
 
-use std::time::Duration;
-
 use aws_sdk_databasemigration::{
     operation::{
         describe_replication_tasks::DescribeReplicationTasksError,
@@ -11,7 +9,7 @@ use aws_sdk_databasemigration::{
     types::StartReplicationTaskTypeValue as Kind,
     Client,
 };
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_mocks::{mock, Rule};
 use dbsync_aws::{
     dms::DmsTask,
     testing::{error, Task, NOT_FIRST_RUN, TASK},
@@ -19,14 +17,7 @@ use dbsync_aws::{
 use dbsync_workflow::steps::{replication::PollConfig, start_dms};
 
 fn client(rules: &[&Rule]) -> DmsTask {
-    DmsTask::new(mock_client!(
-        aws_sdk_databasemigration,
-        RuleMode::MatchAny,
-        rules,
-        |b| b.retry_config(
-            dbsync_aws::retry_config().with_initial_backoff(Duration::from_millis(1))
-        )
-    ))
+    dbsync_aws::testing::mocked_task(rules)
 }
 
 fn describe(task: Task) -> Rule {

@@ -66,6 +66,17 @@ impl Task {
     }
 }
 
+/// The DMS adapter over a client answering with `rules` (aws-smithy-mocks),
+/// with the production retry policy, only faster.
+pub fn mocked_task(rules: &[&aws_smithy_mocks::Rule]) -> crate::dms::DmsTask {
+    crate::dms::DmsTask::new(aws_smithy_mocks::mock_client!(
+        aws_sdk_databasemigration,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        rules,
+        |b| b.retry_config(crate::retry_config().with_initial_backoff(Duration::from_millis(1)))
+    ))
+}
+
 /// An error answer with DMS's code and message.
 pub fn error(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
