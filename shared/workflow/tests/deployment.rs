@@ -293,3 +293,43 @@ fn the_longest_load_leaves_time_for_the_restore() {
         "{max} s of load leaves under 4 h of {limit} s for the restore"
     );
 }
+
+/// IAM: no wildcard actions; a wildcard resource only where AWS allows no
+/// other (the Describe actions, log delivery), and then held to this region.
+/// (In the key policy, `Resource: "*"` means the key itself.)
+#[test]
+fn iam_statements_are_scoped() {
+    let template = read("template.yaml");
+    for line in template.lines() {
+        let t = line
+            .trim()
+            .trim_start_matches("- ")
+            .trim_start_matches("Action: ");
+        if t.contains(':') && !t.contains(' ') {
+            assert!(
+                !t.ends_with('*') || t.starts_with("arn:"),
+                "wildcard action {t}"
+            );
+        }
+    }
+    let policies = &template[..template.find("  NotificationKey:").unwrap()];
+    let mut rest = policies;
+    let mut wildcards = 0;
+    while let Some(i) = rest.find("Resource:\n                - \"*\"") {
+        let after = &rest[i..];
+        let statement_end = after[1..]
+            .find("\n            - ")
+            .map_or(after.len(), |j| j + 1);
+        let statement = &after[..statement_end.min(after.len())];
+        assert!(
+            statement.contains("aws:RequestedRegion: !Ref AWS::Region"),
+            "{statement}"
+        );
+        wildcards += 1;
+        rest = &after[10..];
+    }
+    assert_eq!(
+        wildcards, 4,
+        "three Describe statements and the log delivery"
+    );
+}
