@@ -70,8 +70,8 @@ mod time;
 pub use clock::{BoxFuture, Clock, InstantClock, ScaledClock, TokioClock};
 pub use definition::{StateMachine, ValidationError};
 pub use exec::{
-    run, ExecutionResult, NoTasks, Observer, RunOptions, Status, TaskError, TaskHandler,
-    TaskRequest,
+    lambda_invoke_output, run, ExecutionResult, NoTasks, Observer, RunOptions, Status, TaskError,
+    TaskHandler, TaskRequest,
 };
 pub use history::{EventType, HistoryEvent};
 pub use tokio_util::sync::CancellationToken;

@@ -489,18 +489,12 @@ pub async fn plan_checks(
     plan_rows(client, selection, &sql::plan_checks()).await
 }
 
-trait CountDone {
-    fn count_done(&mut self, work: &Work);
-}
-
-impl CountDone for RestoreFksOutput {
-    /// A finished piece of work: validated, and re-created too when it was
-    /// added validated in one step (so "re-added" counts every key put back).
-    fn count_done(&mut self, work: &Work) {
-        self.validated += 1;
-        if matches!(work, Work::AddValidated(_)) {
-            self.added += 1;
-        }
+/// Counts a finished piece of work: validated, and re-created too when it was
+/// added validated in one step (so "re-added" counts every key put back).
+fn count_done(out: &mut RestoreFksOutput, work: &Work) {
+    out.validated += 1;
+    if matches!(work, Work::AddValidated(_)) {
+        out.added += 1;
     }
 }
 
@@ -537,7 +531,7 @@ async fn validate_phase(
         );
         match client.batch_execute(&batch).await {
             Ok(()) => {
-                out.count_done(work);
+                count_done(out, work);
                 done += 1;
             }
             Err(e) => {
@@ -655,7 +649,7 @@ async fn handle_orphans(
             .await
             .map_err(|e| classify(e, "validating foreign keys"))?;
             tx.commit().await.map_err(err)?;
-            out.count_done(work);
+            count_done(out, work);
         }
     }
     Ok(())

@@ -114,3 +114,27 @@ async fn an_invocation_out_of_time_leaves_the_rest_to_the_next() {
     assert_eq!((out.refreshed, out.remaining), (3, 0));
     assert_eq!(value(&client, "SELECT n2 FROM app.totals_twice").await, 40);
 }
+
+#[tokio::test]
+async fn a_database_never_opted_in_is_refused_before_anything_is_created() {
+    let (_db, mut client) = setup(SCHEMA, false).await;
+    let e = views::refresh(
+        &mut client,
+        &select(&["app"]),
+        Some("run-3"),
+        LIMITS,
+        budget(),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "TargetNotOptedIn");
+    assert_eq!(
+        value(
+            &client,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbsync'"
+        )
+        .await,
+        0
+    );
+}

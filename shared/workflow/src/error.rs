@@ -171,11 +171,6 @@ impl StepError {
     pub const TRANSIENT: &'static [&'static str] =
         &["DatabaseUnavailable", "LockTimeout", "AwsTransientError"];
 
-    /// What Step Functions reports when a Lambda dies without answering (its
-    /// timeout, out of memory, a crash): retried on every step, since every
-    /// step is safe to run again.
-    pub const LAMBDA_UNKNOWN: &'static str = "Lambda.Unknown";
-
     /// The stable name (Step Functions `Error`).
     pub fn name(&self) -> &'static str {
         match self {

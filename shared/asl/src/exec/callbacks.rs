@@ -44,6 +44,21 @@ impl TaskError {
             cause: Some(cause.into()),
         }
     }
+
+    /// A function's error as the `lambda:invoke` integration reports it:
+    /// `Error` is the function's `errorType`, `Cause` its error document as JSON text.
+    pub fn from_lambda(error_type: &str, error_message: &str) -> TaskError {
+        TaskError::new(
+            error_type,
+            serde_json::json!({"errorType": error_type, "errorMessage": error_message}).to_string(),
+        )
+    }
+}
+
+/// A function's answer as the `lambda:invoke` integration returns it (the
+/// definition's `ResultSelector` takes `$.Payload`).
+pub fn lambda_invoke_output(payload: Value) -> Value {
+    serde_json::json!({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
 }
 
 /// Implemented by the caller: runs the work behind a Task state's `Resource`.

@@ -20,7 +20,7 @@ mod parallel_map;
 mod retry_catch;
 mod task;
 
-pub use callbacks::{NoTasks, Observer, TaskError, TaskHandler, TaskRequest};
+pub use callbacks::{lambda_invoke_output, NoTasks, Observer, TaskError, TaskHandler, TaskRequest};
 
 use crate::clock::{Clock, TokioClock};
 use crate::definition::StateMachine;

@@ -129,23 +129,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint naming the database `db` connects to (from `DbConfig::describe()`,
-    /// `user@host:port/db`).
+    /// An endpoint naming the database `db` connects to.
     pub fn from_db(identifier: &str, db: &DbConfig) -> Endpoint {
-        let described = db.describe();
-        let (user, rest) = described.split_once('@').unwrap_or(("", &described));
-        let (host_port, database) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
         Endpoint {
             arn: format!(
                 "arn:aws:dms:{REGION_ACCOUNT}:endpoint:{}",
                 identifier.to_ascii_uppercase()
             ),
             identifier: identifier.to_owned(),
-            username: user.to_owned(),
-            server_name: host.to_owned(),
-            port: port.parse().unwrap_or(5432),
-            database_name: database.to_owned(),
+            username: db.user().unwrap_or_default(),
+            server_name: db.host().unwrap_or_default(),
+            port: db.port().unwrap_or(5432),
+            database_name: db.database().unwrap_or_default(),
             after_connect_script: None,
         }
     }

@@ -234,14 +234,8 @@ impl Steps {
                 };
                 self.record(&step, result.as_ref().err().map(StepError::name));
                 match result {
-                    Ok(v) => {
-                        Ok(json!({"ExecutedVersion": "$LATEST", "Payload": v, "StatusCode": 200}))
-                    }
-                    // Lambda's shape: Error = errorType, Cause = the error document as JSON text.
-                    Err(e) => Err(TaskError::new(
-                        e.name(),
-                        json!({"errorType": e.name(), "errorMessage": e.to_string()}).to_string(),
-                    )),
+                    Ok(v) => Ok(dbsync_asl::lambda_invoke_output(v)),
+                    Err(e) => Err(TaskError::from_lambda(e.name(), &e.to_string())),
                 }
             }
             "arn:aws:states:::aws-sdk:sfn:describeExecution" => {
