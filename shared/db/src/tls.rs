@@ -53,7 +53,18 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, StepError> {
     match ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| {
-                StepError::Configuration(format!("cannot read CA bundle {}: {e}", path.display()))
+                let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                    // On Lambda the bundle is packaged by the build, not
+                    // installed: say how it gets there.
+                    "; build with `make build` (it packages the RDS CA bundle; \
+                     RDS_CA_BUNDLE=path for one you downloaded) or use sslmode require"
+                } else {
+                    ""
+                };
+                StepError::Configuration(format!(
+                    "cannot read CA bundle {}: {e}{hint}",
+                    path.display()
+                ))
             })?;
             let mut added = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {

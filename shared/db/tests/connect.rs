@@ -90,6 +90,36 @@ async fn tls_modes_behave_like_libpq() {
     .unwrap_err();
     assert_eq!(err.name(), "DatabaseTlsError", "{err}");
 
+    // A bundle that holds another CA (a wrong RDS region's, say) is refused too.
+    let other = std::env::temp_dir().join(format!("dbsync-other-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    let other_ca = other.join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=some-other-ca", "-keyout"])
+        .arg(other.join("key.pem"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "openssl: {made:?}");
+    for mode in ["verify-ca", "verify-full"] {
+        let err = DbConfig::from_url(&format!(
+            "postgres://postgres@localhost:{}/postgres?sslmode={mode}&sslrootcert={}",
+            c.port,
+            other_ca.display()
+        ))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err();
+        assert_eq!(err.name(), "DatabaseTlsError", "{mode}: {err}");
+    }
+    std::fs::remove_dir_all(&other).ok();
+
+    // A bundle the build did not package: named, and the message says how to get it.
     let err = DbConfig::from_url(&format!(
         "postgres://postgres@localhost:{}/postgres?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
         c.port
@@ -99,6 +129,7 @@ async fn tls_modes_behave_like_libpq() {
     .await
     .unwrap_err();
     assert_eq!(err.name(), "ConfigurationError", "{err}");
+    assert!(err.to_string().contains("RDS_CA_BUNDLE"), "{err}");
 }
 
 #[tokio::test]

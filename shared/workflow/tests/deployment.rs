@@ -333,3 +333,50 @@ fn iam_statements_are_scoped() {
         "three Describe statements and the log delivery"
     );
 }
+
+/// `verify-full` works out of the box: every function that connects to a
+/// database points `DB_SSLROOTCERT` at the bundle the Makefile packages beside
+/// its binary, and only those functions get one.
+#[test]
+fn the_ca_bundle_is_packaged_where_the_template_looks() {
+    let (template, makefile) = (read("template.yaml"), read("Makefile"));
+    let file = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("CA_FILE_NAME := "))
+        .expect("Makefile: CA_FILE_NAME");
+    let db_binaries: BTreeSet<&str> = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("DB_BINARIES := "))
+        .expect("Makefile: DB_BINARIES")
+        .split_whitespace()
+        .collect();
+    assert!(
+        template.contains("  DbSslMode:\n    Type: String\n    Default: verify-full\n"),
+        "verify-full is the default"
+    );
+    for step in naming::STEPS {
+        let pascal = naming::pascal(step);
+        let start = template
+            .find(&format!("  {pascal}Function:\n"))
+            .unwrap_or_else(|| panic!("{pascal}Function"));
+        // The function's block runs until the next resource (two-space indent).
+        let block_end = template[start + 1..]
+            .match_indices("\n  ")
+            .map(|(i, _)| start + 1 + i)
+            .find(|&i| !template[i + 3..].starts_with(' '))
+            .unwrap_or(template.len());
+        let block = &template[start..block_end];
+        let connects = block.contains("DB_SSLMODE: !Ref DbSslMode");
+        assert_eq!(
+            connects,
+            db_binaries.contains(step),
+            "{pascal}Function: connects to a database exactly when the Makefile packages its CA bundle"
+        );
+        if connects {
+            assert!(
+                block.contains(&format!("DB_SSLROOTCERT: /var/task/{file}\n")),
+                "{pascal}Function: DB_SSLROOTCERT names the packaged bundle"
+            );
+        }
+    }
+}
