@@ -152,7 +152,14 @@ impl LocalSteps {
         // Lambda limits: restore may use 15 minutes, the others get 5.
         let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.env.margin);
         match step {
-            "preflight" => out(preflight::handle(&self.task, LOCAL_TASK_ARN, payload).await),
+            "preflight" => {
+                // The local run prints its own summary: no success notification.
+                let config = preflight::PreflightConfig {
+                    task_arn: LOCAL_TASK_ARN.into(),
+                    notify_on_success: false,
+                };
+                out(preflight::handle(&self.task, &config, payload).await)
+            }
             "lease" => out(db_steps::lease(&self.env, payload, budget(60)).await),
             "version-check" => out(self.version_check(payload).await),
             "drop-fks" => out(db_steps::drop_fks(&self.env, payload, budget(300)).await),

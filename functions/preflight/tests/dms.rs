@@ -68,7 +68,11 @@ fn good_settings() -> serde_json::Value {
 }
 
 async fn run(rules: &[&Rule]) -> Result<serde_json::Value, StepError> {
-    preflight::handle(&client(rules), TASK, json!({"execution": "sync-x"}))
+    let config = preflight::PreflightConfig {
+        task_arn: TASK.into(),
+        notify_on_success: false,
+    };
+    preflight::handle(&client(rules), &config, json!({"execution": "sync-x"}))
         .await
         .map(|o| serde_json::to_value(o).unwrap())
 }

@@ -86,6 +86,10 @@ pub struct PreflightOutput {
     pub table_mappings: String,
     /// Settings that do not stop a sync but change what lands in staging.
     pub warnings: Vec<String>,
+    /// Publish a notification when the sync succeeds (`NOTIFY_ON_SUCCESS`):
+    /// read once here so the state machine's choice sees one value per run.
+    #[serde(default)]
+    pub notify_on_success: bool,
 }
 
 /// Input of `lease`.

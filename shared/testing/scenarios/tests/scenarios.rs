@@ -404,3 +404,27 @@ async fn orphans_after_a_failed_load_keep_the_keys_saved_until_the_next_good_run
     again.assert_succeeded();
     h.assert_synced().await;
 }
+
+/// `NotifyOnSuccess`: a sync that worked says so, with what it did; off by
+/// default (the first scenario checks that nothing is sent then).
+#[tokio::test]
+async fn a_successful_sync_is_reported_when_asked() {
+    let h = Harness::new().await;
+    h.set_notify_on_success(true);
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    h.assert_synced().await;
+    let notes = h.notifications(&ex.name).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (subject, message) = &notes[0];
+    assert_eq!(subject, "dbsync: staging refreshed");
+    assert!(
+        message.contains("DMS loaded 7 tables in ") && message.contains("sequences moved ahead"),
+        "{message}"
+    );
+    assert!(
+        ex.states().iter().any(|s| s == "NotifySuccess"),
+        "{:?}",
+        ex.states()
+    );
+}

@@ -19,8 +19,8 @@
 //! staging connection points at the same database) and the task's table
 //! mappings: the one source of the synced tables.
 //!
-//! Configuration: [`ReplicationConfig`](super::replication::ReplicationConfig)
-//! (only `REPLICATION_TASK_ARN` is read). IAM: `dms:DescribeReplicationTasks`,
+//! Configuration: [`PreflightConfig`] (`REPLICATION_TASK_ARN`,
+//! `NOTIFY_ON_SUCCESS`). IAM: `dms:DescribeReplicationTasks`,
 //! `dms:DescribeEndpoints`.
 
 use serde_json::Value;
@@ -35,11 +35,32 @@ use crate::{
 /// state's data at 256 KB, so larger mappings are refused up front.
 pub const MAX_TABLE_MAPPINGS: usize = 64 * 1024;
 
+/// What preflight is told: the task, and the run's settings it hands on.
+#[derive(Debug, Clone, Default)]
+pub struct PreflightConfig {
+    pub task_arn: String,
+    /// `NOTIFY_ON_SUCCESS`: also notify when a sync succeeds (default: failures only).
+    pub notify_on_success: bool,
+}
+
+impl PreflightConfig {
+    pub fn from_env() -> Result<Self, StepError> {
+        Ok(Self {
+            task_arn: crate::config::arn(
+                "REPLICATION_TASK_ARN",
+                "the DMS task (arn:aws:dms:…:task:…)",
+            )?,
+            notify_on_success: crate::config::flag("NOTIFY_ON_SUCCESS", false)?,
+        })
+    }
+}
+
 pub async fn handle(
     task: &impl InspectTask,
-    task_arn: &str,
+    settings: &PreflightConfig,
     event: Value,
 ) -> Result<PreflightOutput, StepError> {
+    let task_arn = settings.task_arn.as_str();
     let _: serde::de::IgnoredAny = parse_input(event)?;
     let config = task.task_config(task_arn).await?;
     check_status(&config.status)?;
@@ -80,6 +101,7 @@ pub async fn handle(
         target,
         table_mappings: mappings,
         warnings,
+        notify_on_success: settings.notify_on_success,
     })
 }
 

@@ -30,7 +30,10 @@
 #![allow(dead_code)]
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -163,6 +166,8 @@ pub struct Steps {
     /// poll-dms's adapter (row counts for the summary, like its Lambda).
     poll_task: DmsTask,
     task_arn: String,
+    /// The template's `NotifyOnSuccess`.
+    notify_on_success: AtomicBool,
     poll: Mutex<PollConfig>,
     sns: aws_sdk_sns::Client,
     sfn: aws_sdk_sfn::Client,
@@ -182,7 +187,13 @@ impl Steps {
         let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.db.margin);
         let poll = *self.poll.lock().expect("poll config");
         match step {
-            "preflight" => out(preflight::handle(&self.start_task, &self.task_arn, payload).await),
+            "preflight" => {
+                let config = preflight::PreflightConfig {
+                    task_arn: self.task_arn.clone(),
+                    notify_on_success: self.notify_on_success.load(Ordering::SeqCst),
+                };
+                out(preflight::handle(&self.start_task, &config, payload).await)
+            }
             "lease" => out(db_steps::lease(&self.db, payload, budget(60)).await),
             "refresh-views" => out(db_steps::refresh_views(&self.db, payload, budget(900)).await),
             "version-check" => out(version_check::handle(&self.versions, payload).await),
@@ -260,14 +271,23 @@ impl Steps {
             }
             "arn:aws:states:::sns:publish" => {
                 let text = |k: &str| req.input[k].as_str().map(str::to_owned);
-                let sent = self
+                let mut publish = self
                     .sns
                     .publish()
                     .set_topic_arn(text("TopicArn"))
                     .set_subject(text("Subject"))
-                    .set_message(text("Message"))
-                    .send()
-                    .await;
+                    .set_message(text("Message"));
+                if let Some(attributes) = req.input["MessageAttributes"].as_object() {
+                    for (name, v) in attributes {
+                        let value = aws_sdk_sns::types::MessageAttributeValue::builder()
+                            .data_type(v["DataType"].as_str().unwrap_or("String"))
+                            .set_string_value(v["StringValue"].as_str().map(str::to_owned))
+                            .build()
+                            .expect("an attribute has a data type");
+                        publish = publish.message_attributes(name, value);
+                    }
+                }
+                let sent = publish.send().await;
                 match sent {
                     Ok(out) => Ok(json!({"MessageId": out.message_id()})),
                     Err(e) => Err(match dbsync_aws::error_code(&e) {
@@ -533,6 +553,7 @@ impl Harness {
             start_task: DmsTask::new(dms_client.clone()),
             poll_task: DmsTask::new(dms_client).with_table_statistics(),
             task_arn: dms.task_arn(),
+            notify_on_success: AtomicBool::new(false),
             poll: Mutex::new(PollConfig::default()),
             sns,
             sfn: sfn.clone(),
@@ -604,6 +625,11 @@ impl Harness {
             .execution_arn(self.execution_arn(name))
             .send()
             .await;
+    }
+
+    /// The template's `NotifyOnSuccess` (preflight's `NOTIFY_ON_SUCCESS`).
+    pub fn set_notify_on_success(&self, on: bool) {
+        self.steps.notify_on_success.store(on, Ordering::SeqCst);
     }
 
     /// `MAX_REPLICATION_SECONDS` of the DMS steps.
