@@ -18,11 +18,11 @@ REGION ?= us-east-1
 FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
              DropFksFunction=drop-fks StartDmsFunction=start-dms PollDmsFunction=poll-dms \
              RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences \
-             RefreshViewsFunction=refresh-views TriggerFunction=trigger
+             RefreshViewsFunction=refresh-views AfterLoadFunction=after-load TriggerFunction=trigger
 BINARIES := $(foreach f,$(FUNCTIONS),--bin $(word 2,$(subst =, ,$(f))))
 # The functions that open database connections get the CA bundle beside their
 # binary (the template points DB_SSLROOTCERT at it).
-DB_BINARIES := lease version-check drop-fks restore-fks fix-sequences refresh-views
+DB_BINARIES := lease version-check drop-fks restore-fks fix-sequences refresh-views after-load
 DB_FUNCTION_IDS := $(foreach f,$(FUNCTIONS),$(if $(filter $(word 2,$(subst =, ,$(f))),$(DB_BINARIES)),$(word 1,$(subst =, ,$(f)))))
 
 # RDS certificates chain to Amazon's RDS CAs, which are in no public root
@@ -37,6 +37,10 @@ RDS_CA_SHA256 ?=
 RDS_CA_CACHE := $(ROOT)/.cache/rds-global-bundle.pem
 RDS_CA_BUNDLE ?= $(RDS_CA_CACHE)
 CA_FILE_NAME := rds-ca-bundle.pem
+# The sync configuration (data rules, after_sync SQL), packaged with the
+# database functions as /var/task/dbsync.yml. Absent at its default path: an
+# empty one (no rules); absent at a path you give: the build fails.
+SYNC_CONFIG_FILE ?= $(ROOT)/dbsync.yml
 
 .PHONY: help
 help: ## list targets
@@ -92,7 +96,7 @@ bench: postgres ## benchmarks against the alternatives; writes BENCHMARKS.md
 # ---------------------------------------------------------------- AWS
 .PHONY: build deploy lint validate rds-ca
 build: tools rds-ca ## sam build: the functions' arm64 binaries and the RDS CA bundle (RDS_CA_BUNDLE=path|none)
-	PATH="$(VENV)/bin:$$PATH" RDS_CA_BUNDLE="$(RDS_CA_BUNDLE)" RDS_CA_SHA256="$(RDS_CA_SHA256)" sam build --template template.yaml --build-in-source
+	PATH="$(VENV)/bin:$$PATH" RDS_CA_BUNDLE="$(RDS_CA_BUNDLE)" RDS_CA_SHA256="$(RDS_CA_SHA256)" SYNC_CONFIG_FILE="$(SYNC_CONFIG_FILE)" sam build --template template.yaml --build-in-source
 	@for f in $(FUNCTIONS); do id=$${f%%=*}; \
 	  file .aws-sam/build/$$id/bootstrap | grep -q 'ARM aarch64' || { echo "$$id: not an arm64 executable"; exit 1; }; \
 	done; echo "sam build: $(words $(FUNCTIONS)) arm64 bootstrap executables"
@@ -129,6 +133,12 @@ lint: tools ## cfn-lint, sam validate, asl-validator, statelint, checkov
 	  $(NODE_TOOLS)/statelint $$tmp/db-sync.asl.json && echo "statelint: ok"; rc=$$?; rm -rf $$tmp; exit $$rc
 	$(VENV)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
+define package_sync_config
+if [ -f "$(SYNC_CONFIG_FILE)" ]; then cp "$(SYNC_CONFIG_FILE)" $(1)/dbsync.yml; \
+elif [ "$(SYNC_CONFIG_FILE)" = "$(ROOT)/dbsync.yml" ]; then printf '# built without dbsync.yml: no data rules, no after_sync\n' > $(1)/dbsync.yml; \
+else echo "SYNC_CONFIG_FILE=$(SYNC_CONFIG_FILE): no such file"; exit 1; fi
+endef
+
 # One target per function, called by `sam build` (BuildMethod: makefile).
 # SAM passes ARTIFACTS_DIR. Every target asks cargo for all the binaries at
 # once: the first call cross-builds them together for Lambda's arm64 (shared
@@ -139,6 +149,7 @@ build-$(1): $(if $(filter $(2),$(DB_BINARIES)),rds-ca)
 	PATH="$(VENV)/bin:$$$$PATH" cargo lambda build --release --arm64 $(BINARIES) --manifest-path $(ROOT)/Cargo.toml
 	cp $(CARGO_TARGET_DIR)/lambda/$(2)/bootstrap $$(ARTIFACTS_DIR)/bootstrap
 $(if $(filter $(2),$(DB_BINARIES)),$(if $(filter none,$(RDS_CA_BUNDLE)),,	cp "$(RDS_CA_BUNDLE)" $$(ARTIFACTS_DIR)/$(CA_FILE_NAME)))
+$(if $(filter $(2),$(DB_BINARIES)),	$$(call package_sync_config,$$(ARTIFACTS_DIR)))
 endef
 $(foreach f,$(FUNCTIONS),$(eval $(call build_function,$(word 1,$(subst =, ,$(f))),$(word 2,$(subst =, ,$(f))))))
 

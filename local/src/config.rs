@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dbsync_db::{fks::OrphanPolicy, DbConfig, Selection};
-use dbsync_workflow::{naming, steps::replication::PollConfig, StepError};
+use dbsync_workflow::{naming, steps::replication::PollConfig, sync_config::SyncConfig, StepError};
 
 /// The one state machine definition, as deployed.
 pub const DEFINITION: &str = include_str!("../../statemachine/db-sync.asl.json");
@@ -59,4 +59,6 @@ pub struct RunConfig {
     pub time_scale: f64,
     /// Test hook: make the copy of this table fail.
     pub fail_table: Option<String>,
+    /// Data rules (applied in flight by the copy) and `after_sync` SQL.
+    pub sync: SyncConfig,
 }

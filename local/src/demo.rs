@@ -203,6 +203,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         parallelism: 4,
         time_scale: 0.05,
         fail_table: None,
+        sync: Default::default(),
     };
     let t = Timer::start();
     let result = run_with_lock(&cfg, false).await?;

@@ -7,6 +7,7 @@ mod pgpass;
 mod progress;
 mod run;
 mod steps;
+mod summary;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use config::{RunConfig, Versions};
 use dbsync_asl::{ExecutionResult, NoTasks, RunOptions, StateMachine, Status, TokioClock};
 use dbsync_db::{fks::OrphanPolicy, DbConfig, Selection};
-use dbsync_workflow::StepError;
+use dbsync_workflow::{sync_config::SyncConfig, StepError};
 use run::run_with_lock;
 use serde_json::{json, Value};
 
@@ -37,6 +38,10 @@ struct SyncArgs {
     /// Leave the materialized views over the synced tables as they are (default: refresh them).
     #[arg(long)]
     no_refresh_views: bool,
+    /// The sync configuration (YAML): pgsync-style data_rules, applied while
+    /// copying, and after_sync SQL. The same file the AWS build packages.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// What to do with orphan rows when validating restored FKs.
     #[arg(long, default_value = "fail", value_parser = ["fail", "delete", "keep-not-valid"])]
     orphan_policy: String,
@@ -256,6 +261,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 parallelism,
                 time_scale: 0.05,
                 fail_table: inject_copy_failure,
+                sync: match &sync.config {
+                    Some(path) => SyncConfig::load(path)?,
+                    None => SyncConfig::default(),
+                },
             };
             let result = run_with_lock(&cfg, json).await?;
             if json {
@@ -381,10 +390,15 @@ fn structured(mut doc: Value) -> Value {
 
 fn report(result: &ExecutionResult) {
     match result.status {
-        Status::Succeeded => println!(
-            "sync succeeded ({} state transitions)",
-            result.state_transitions
-        ),
+        Status::Succeeded => {
+            println!(
+                "sync succeeded ({} state transitions)",
+                result.state_transitions
+            );
+            if let Some(out) = &result.output {
+                print!("{}", summary::render(out));
+            }
+        }
         _ => println!(
             "sync {}: {}: {}",
             format!("{:?}", result.status).to_uppercase(),

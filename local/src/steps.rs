@@ -78,6 +78,9 @@ impl LocalSteps {
                 timeouts: Timeouts::default(),
                 orphan_policy: cfg.orphan_policy,
                 margin: Duration::from_secs(15),
+                sync: cfg.sync.clone(),
+                // The local copy selects masked values from the source.
+                masked_in_flight: true,
             },
             task: LocalTask {
                 table_mappings: cfg
@@ -94,6 +97,7 @@ impl LocalSteps {
                 selection: cfg.selection.clone(),
                 parallelism: cfg.parallelism,
                 fail_table: cfg.fail_table.clone(),
+                sync: cfg.sync.clone(),
             }),
             notify,
         }
@@ -172,6 +176,7 @@ impl LocalSteps {
             "restore-fks" => out(db_steps::restore_fks(&self.env, payload, budget(900)).await),
             "fix-sequences" => out(db_steps::fix_sequences(&self.env, payload, budget(300)).await),
             "refresh-views" => out(db_steps::refresh_views(&self.env, payload, budget(900)).await),
+            "after-load" => db_steps::after_load(&self.env, payload, budget(900)).await,
             other => Err(StepError::Configuration(format!("no step named {other:?}"))),
         }
     }

@@ -51,7 +51,7 @@ impl DmsTask {
     }
 
     /// Rows copied by the last run, and its failed tables (`schema.table: state`).
-    async fn table_statistics(&self, task: &str) -> Result<(i64, Vec<String>), StepError> {
+    async fn table_statistics(&self, task: &str) -> Result<TableStatistics, StepError> {
         let mut pages = self
             .client
             .describe_table_statistics()
@@ -59,11 +59,19 @@ impl DmsTask {
             .max_records(500)
             .into_paginator()
             .send();
-        let (mut rows, mut failed) = (0i64, Vec::new());
+        let (mut rows, mut failed, mut per_table) = (0i64, Vec::new(), Vec::new());
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("DescribeTableStatistics", &e))?;
             for t in page.table_statistics() {
                 rows += t.full_load_rows();
+                per_table.push((
+                    format!(
+                        "{}.{}",
+                        t.schema_name().unwrap_or("?"),
+                        t.table_name().unwrap_or("?")
+                    ),
+                    t.full_load_rows(),
+                ));
                 let state = t.table_state().unwrap_or_default();
                 let validation = t.validation_state().unwrap_or_default();
                 let why = if FAILED_TABLE_STATES.contains(&state) {
@@ -87,9 +95,12 @@ impl DmsTask {
                 }
             }
         }
-        Ok((rows, failed))
+        Ok((rows, failed, per_table))
     }
 }
+
+/// Rows copied, failed tables, rows per table.
+type TableStatistics = (i64, Vec<String>, Vec<(String, i64)>);
 
 impl DmsTask {
     /// The task, by ARN (`DescribeReplicationTasks` filtered to it).
@@ -160,12 +171,12 @@ impl DescribeTask for DmsTask {
             .and_then(|s| s.fresh_start_date().or(s.start_date()))
             .or(t.replication_task_start_date())
             .and_then(system_time);
-        let (rows_loaded, failed_tables) =
+        let (rows_loaded, failed_tables, table_rows) =
             if self.row_counts && matches!(status, TaskStatus::Stopped | TaskStatus::Failed) {
-                let (rows, failed) = self.table_statistics(task).await?;
-                (Some(rows), failed)
+                let (rows, failed, per_table) = self.table_statistics(task).await?;
+                (Some(rows), failed, per_table)
             } else {
-                (None, Vec::new())
+                (None, Vec::new(), Vec::new())
             };
         Ok(TaskState {
             status,
@@ -184,6 +195,7 @@ impl DescribeTask for DmsTask {
             tables_errored: stats.map_or(0, |s| s.tables_errored().into()),
             rows_loaded,
             failed_tables,
+            table_rows,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! | `TIME_MARGIN_MS` | time kept back from the invocation's deadline | 15000 |
 //! | `SOURCE_DATABASE_URL` / `SOURCE_DB_SECRET_ARN` | production, when reachable: the lease step checks it answers | none |
 //! | `REFRESH_VIEWS` | `false`: leave the materialized views over synced tables as they are | `true` |
+//! | `SYNC_CONFIG` | the sync configuration file (data rules, `after_sync`); the build packages it | none |
 //! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
 
 use std::{
@@ -21,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dbsync_workflow::{config, ports::SecretReader, StepError};
+use dbsync_workflow::{config, ports::SecretReader, sync_config::SyncConfig, StepError};
 
 use crate::{fks::OrphanPolicy, Budget, Db, DbConfig, Selection, Timeouts, TlsMode};
 
@@ -40,6 +41,11 @@ pub struct StepEnv {
     pub orphan_policy: OrphanPolicy,
     /// Time kept back from the invocation's deadline (answer, roll back, report).
     pub margin: Duration,
+    /// Data rules and `after_sync` SQL (`SYNC_CONFIG`).
+    pub sync: SyncConfig,
+    /// The copy applied the data rules already (local mode): `after-load`'s
+    /// mask has nothing to update.
+    pub masked_in_flight: bool,
 }
 
 /// `DB_STATEMENT_TIMEOUT_MS` and `DB_LOCK_TIMEOUT_MS`.
@@ -116,6 +122,8 @@ impl StepEnv {
             timeouts,
             orphan_policy: config::parsed("ORPHAN_POLICY")?.unwrap_or_default(),
             margin: config::millis("TIME_MARGIN_MS", Duration::from_millis(15_000))?,
+            sync: SyncConfig::from_env()?,
+            masked_in_flight: false,
         })
     }
 

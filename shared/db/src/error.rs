@@ -79,3 +79,24 @@ fn is_tls(e: &tokio_postgres::Error) -> bool {
     let text = e.to_string();
     text.contains("TLS handshake") || text.contains("does not support TLS")
 }
+
+/// For the team's own SQL (masking expressions, `after_sync`): an error in
+/// that SQL becomes `wrap`'s named error with the server's message and
+/// SQLSTATE; what is not the SQL's fault (connection, timeouts, locks, the
+/// guard) keeps its usual name, so the state machine retries it.
+pub(crate) fn classify_user_sql(
+    e: tokio_postgres::Error,
+    context: &str,
+    wrap: impl FnOnce(String) -> StepError,
+) -> StepError {
+    let own = e
+        .as_db_error()
+        .map(|db| (db.code().code().to_owned(), db.message().to_owned()));
+    match classify(e, context) {
+        StepError::Database { .. } => {
+            let (code, message) = own.unwrap_or_default();
+            wrap(format!("{message} (SQLSTATE {code})"))
+        }
+        other => other,
+    }
+}

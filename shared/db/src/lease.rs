@@ -94,6 +94,8 @@ pub struct LeaseContext<'a> {
     pub selection: &'a Selection,
     pub timeouts: Timeouts,
     pub ttl: Duration,
+    /// The data rules, checked against the catalog before anything changes.
+    pub sync: &'a dbsync_workflow::sync_config::SyncConfig,
 }
 
 /// The `lease` step: acquire (with the checks that come before any change) or release.
@@ -157,6 +159,11 @@ async fn acquire(
         }
         None => false,
     };
+    // Data rules that do not fit the schema fail here, before any change.
+    if !cx.sync.data_rules.is_empty() {
+        let plan = crate::mask::plan(&*client, &selection, cx.sync).await?;
+        crate::mask::check(client, &plan, &cx.sync.origin).await?;
+    }
     // The guard (opt-in) and the steps' advisory lock: acquiring waits for a
     // step of another run that is mid-transaction.
     let tx = step_transaction(client, cx.timeouts, budget, true, ctx).await?;

@@ -19,11 +19,13 @@
 //! The SQL of the steps lives in [`sql`]; the read-only checks of [`verify`]
 //! keep theirs beside them. Everything here depends only on the core crate.
 
+pub mod after_load;
 mod connect;
 pub mod env;
 mod error;
 pub mod fks;
 pub mod lease;
+pub mod mask;
 pub mod secrets;
 mod selection;
 pub mod sequences;
@@ -31,6 +33,7 @@ pub mod sql;
 pub mod steps;
 pub mod target;
 mod tls;
+pub mod triggers;
 pub mod verify;
 pub mod version;
 pub mod views;

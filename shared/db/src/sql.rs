@@ -50,6 +50,20 @@ BEGIN
 END
 $dbsync_guard$;\n";
 
+/// Opens a transaction that runs the team's own SQL (masking expressions,
+/// `after_sync`): time limits, the dbsync lock and the guard, but the
+/// session's own search path, so their unqualified names resolve as they
+/// would in psql.
+pub fn prelude_user_sql(statement_timeout: Duration, lock_timeout: Duration) -> String {
+    format!(
+        "SET LOCAL statement_timeout = {};\n\
+         SET LOCAL lock_timeout = {};\n\
+         SELECT pg_catalog.pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n{GUARD}",
+        statement_timeout.as_millis().max(1),
+        lock_timeout.as_millis().max(1),
+    )
+}
+
 /// Creates the project's schema and marks the database as a sync target.
 /// Idempotent; run once per staging database by an operator.
 pub const INIT_TARGET: &str = "
@@ -687,6 +701,78 @@ pub fn ident(name: &str) -> String {
 pub fn literal(value: &str) -> String {
     format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
+
+// ------------------------------------------------------------ after the load
+
+/// Masking progress: per execution and table, the next block range to mask.
+pub const CREATE_MASK_PROGRESS: &str = "
+CREATE TABLE IF NOT EXISTS dbsync.mask_progress (
+    execution  text NOT NULL,
+    table_name text NOT NULL,
+    next_block int8 NOT NULL,
+    end_block  int8 NOT NULL,
+    rows       int8 NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (execution, table_name)
+)";
+
+pub const MASK_PROGRESS: &str =
+    "SELECT next_block, end_block FROM dbsync.mask_progress WHERE execution = $1 AND table_name = $2";
+
+/// A table's size in blocks, when its masking starts.
+pub const TABLE_BLOCKS: &str = "SELECT pg_catalog.pg_relation_size($1::text::pg_catalog.regclass) \
+     / pg_catalog.current_setting('block_size')::int8";
+
+pub const START_MASK_PROGRESS: &str =
+    "INSERT INTO dbsync.mask_progress (execution, table_name, next_block, end_block) \
+     VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING";
+
+pub const ADVANCE_MASK_PROGRESS: &str = "UPDATE dbsync.mask_progress \
+     SET next_block = $3, rows = rows + $4, updated_at = pg_catalog.now() \
+     WHERE execution = $1 AND table_name = $2";
+
+pub const MASK_REMAINING: &str = "SELECT pg_catalog.count(*) FILTER (WHERE next_block >= end_block) AS done, \
+     COALESCE(pg_catalog.sum(rows), 0)::int8 AS rows FROM dbsync.mask_progress WHERE execution = $1";
+
+/// Done: forget this execution's progress (and any an abandoned one left).
+pub const FORGET_MASK_PROGRESS: &str = "DELETE FROM dbsync.mask_progress \
+     WHERE execution = $1 OR updated_at < pg_catalog.now() - interval '2 days'";
+
+/// `after_sync` progress: the statements this execution has run.
+pub const CREATE_AFTER_SYNC_DONE: &str = "
+CREATE TABLE IF NOT EXISTS dbsync.after_sync_done (
+    execution text NOT NULL,
+    position  int4 NOT NULL,
+    done_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (execution, position)
+)";
+
+pub const AFTER_SYNC_DONE: &str =
+    "SELECT position FROM dbsync.after_sync_done WHERE execution = $1";
+
+pub const RECORD_AFTER_SYNC: &str =
+    "INSERT INTO dbsync.after_sync_done (execution, position) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+pub const FORGET_AFTER_SYNC: &str = "DELETE FROM dbsync.after_sync_done \
+     WHERE execution = $1 OR done_at < pg_catalog.now() - interval '2 days'";
+
+/// Verification: the rows counted in each table, per execution.
+pub const CREATE_ROW_COUNTS: &str = "
+CREATE TABLE IF NOT EXISTS dbsync.row_count (
+    execution  text NOT NULL,
+    table_name text NOT NULL,
+    rows       int8,
+    counted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (execution, table_name)
+)";
+
+pub const ROW_COUNTS: &str = "SELECT table_name, rows FROM dbsync.row_count WHERE execution = $1";
+
+pub const RECORD_ROW_COUNT: &str = "INSERT INTO dbsync.row_count (execution, table_name, rows) \
+     VALUES ($1, $2, $3) ON CONFLICT (execution, table_name) DO UPDATE SET rows = EXCLUDED.rows";
+
+pub const FORGET_ROW_COUNTS: &str = "DELETE FROM dbsync.row_count \
+     WHERE execution = $1 OR counted_at < pg_catalog.now() - interval '2 days'";
 
 #[cfg(test)]
 mod tests {

@@ -10,17 +10,19 @@ use std::time::Duration;
 
 use dbsync_workflow::{
     io::{
-        parse_input, DbStepInput, DropFksOutput, FixSequencesOutput, LeaseInput, LeaseOutput,
-        RefreshViewsOutput, RestoreFksOutput,
+        parse_input, AfterLoadAction, AfterLoadInput, DbStepInput, DropFksOutput,
+        FixSequencesOutput, LeaseInput, LeaseOutput, MaskOutput, RefreshViewsOutput,
+        RestoreFksOutput,
     },
     StepError,
 };
 use serde_json::Value;
 
 use crate::{
+    after_load,
     fks::{self, OrphanPolicy, RestoreOptions},
     lease::{self, LeaseContext},
-    sequences, views, Budget, StepEnv,
+    mask, sequences, views, Budget, StepEnv,
 };
 
 /// Below this much time left, restore stops validating and lets the state machine call again.
@@ -37,6 +39,7 @@ pub async fn lease(env: &StepEnv, event: Value, budget: Budget) -> Result<LeaseO
         selection: &env.selection,
         timeouts: env.timeouts,
         ttl: env.lease_ttl,
+        sync: &env.sync,
     };
     env.run(lease::run(&cx, input, budget)).await
 }
@@ -133,6 +136,78 @@ pub async fn refresh_views(
             MIN_SLICE.min(budget.total() / 4),
         )
         .await
+    })
+    .await
+}
+
+/// `after-load`: what runs between the load and the FK restore (`mask`,
+/// `verify`) and after the sequences (`after-sync`), each time-budgeted and
+/// resumable; the state machine calls again while `remaining > 0`.
+pub async fn after_load(env: &StepEnv, event: Value, budget: Budget) -> Result<Value, StepError> {
+    let input: AfterLoadInput = parse_input(event)?;
+    let execution = input.execution_id.as_deref();
+    let min_slice = MIN_SLICE.min(budget.total() / 4);
+    fn json<T: serde::Serialize>(v: Result<T, StepError>) -> Result<Value, StepError> {
+        v.map(|o| serde_json::to_value(o).expect("outputs serialize"))
+    }
+    env.run(async {
+        let mut client = env.db.client().await?;
+        let selection = lease::selection_for(&client, execution, &env.selection).await?;
+        match input.action {
+            AfterLoadAction::Mask => {
+                let plan = mask::plan(&*client, &selection, &env.sync).await?;
+                if env.masked_in_flight || plan.is_empty() {
+                    return json(Ok(MaskOutput {
+                        tables: plan.tables.len() as u64,
+                        columns: plan.columns() as u64,
+                        in_flight: env.masked_in_flight && !plan.is_empty(),
+                        ..Default::default()
+                    }));
+                }
+                json(
+                    mask::mask(
+                        &mut client,
+                        &plan,
+                        execution,
+                        env.timeouts,
+                        budget,
+                        min_slice,
+                    )
+                    .await,
+                )
+            }
+            AfterLoadAction::Verify => {
+                let tables: Vec<(String, String)> = crate::selected_tables(&*client, &selection)
+                    .await?
+                    .into_iter()
+                    .filter(|t| !t.partitioned)
+                    .map(|t| (t.schema, t.name))
+                    .collect();
+                json(
+                    after_load::verify(
+                        &mut client,
+                        input.copied.as_ref(),
+                        &tables,
+                        execution,
+                        env.timeouts,
+                        budget,
+                        min_slice,
+                    )
+                    .await,
+                )
+            }
+            AfterLoadAction::AfterSync => json(
+                after_load::after_sync(
+                    &mut client,
+                    &env.sync.after_sync,
+                    execution,
+                    env.timeouts,
+                    budget,
+                    min_slice,
+                )
+                .await,
+            ),
+        }
     })
     .await
 }

@@ -40,6 +40,8 @@ fn env(db: &TestDb, policy: OrphanPolicy) -> StepEnv {
         timeouts: LIMITS,
         orphan_policy: policy,
         margin: Duration::from_secs(1),
+        sync: Default::default(),
+        masked_in_flight: false,
     }
 }
 

@@ -23,12 +23,13 @@ use std::{
     time::SystemTime,
 };
 
-use dbsync_db::{classify, sql::ident, DbConfig, Selection};
+use dbsync_db::{classify, mask::MaskPlan, sql::ident, DbConfig, Selection};
 use dbsync_workflow::{
     ports::{
         DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskState, TaskStatus,
         FULL_LOAD_FINISHED,
     },
+    sync_config::SyncConfig,
     StepError,
 };
 use futures_util::SinkExt;
@@ -64,6 +65,9 @@ pub struct ReplicateOptions {
     pub parallelism: usize,
     /// For tests of the failure path: make the copy of this table (`schema.table`) fail.
     pub fail_table: Option<String>,
+    /// The data rules, applied in flight: the copy selects masked values from
+    /// the source, so raw ones never reach the target.
+    pub sync: SyncConfig,
 }
 
 /// One table to copy.
@@ -93,6 +97,8 @@ impl TableCopy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableResult {
     pub table: String,
+    /// `schema.table` unquoted, as DMS's table statistics name it.
+    pub key: String,
     pub rows: u64,
     pub error: Option<String>,
 }
@@ -175,6 +181,12 @@ impl Progress {
                 .iter()
                 .filter(|r| r.error.is_some())
                 .map(|r| format!("{}: Table error", r.table))
+                .collect(),
+            table_rows: self
+                .results
+                .iter()
+                .filter(|r| r.error.is_none())
+                .map(|r| (r.key.clone(), r.rows as i64))
                 .collect(),
         }
     }
@@ -288,6 +300,7 @@ pub async fn replicate(
         .map_err(|e| classify(e, ctx))?
         .get(0);
     let tables = plan(&exporter, &opts.selection).await?;
+    let masks = Arc::new(dbsync_db::mask::plan(&exporter, &opts.selection, &opts.sync).await?);
     {
         let mut p = progress.lock().expect("progress lock");
         p.tables_total = tables.len();
@@ -304,13 +317,14 @@ pub async fn replicate(
     // rolls back — instead of copying on behind the stop.
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (opts, progress, queue, snapshot) = (
+        let (opts, progress, queue, snapshot, masks) = (
             opts.clone(),
             progress.clone(),
             queue.clone(),
             snapshot.clone(),
+            masks.clone(),
         );
-        set.spawn(async move { worker(&opts, &snapshot, &queue, &progress).await });
+        set.spawn(async move { worker(&opts, &snapshot, &masks, &queue, &progress).await });
     }
     let mut first_err = None;
     while let Some(joined) = set.join_next().await {
@@ -356,6 +370,7 @@ pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCop
 async fn worker(
     opts: &ReplicateOptions,
     snapshot: &str,
+    masks: &MaskPlan,
     queue: &Mutex<std::collections::VecDeque<TableCopy>>,
     progress: &Mutex<Progress>,
 ) -> Result<(), StepError> {
@@ -379,7 +394,15 @@ async fn worker(
             return Ok(());
         };
         progress.lock().expect("progress lock").tables_loading += 1;
-        let result = copy_table(&source, &target, &table, opts.fail_table.as_deref()).await;
+        let select = masks.select_list(&table.schema, &table.name, &table.columns);
+        let result = copy_table(
+            &source,
+            &target,
+            &table,
+            &select,
+            opts.fail_table.as_deref(),
+        )
+        .await;
         let failed = record(progress, &table, result);
         // The target session may be mid-transaction after a failed COPY.
         if failed && target.batch_execute("ROLLBACK").await.is_err() {
@@ -406,6 +429,7 @@ fn record(progress: &Mutex<Progress>, table: &TableCopy, result: Result<u64, Ste
     let failed = error.is_some();
     p.results.push(TableResult {
         table: table.qualified(),
+        key: format!("{}.{}", table.schema, table.name),
         rows,
         error,
     });
@@ -417,6 +441,7 @@ async fn copy_table(
     source: &Client,
     target: &Client,
     t: &TableCopy,
+    select: &str,
     fail_table: Option<&str>,
 ) -> Result<u64, StepError> {
     let ctx = format!("copying {}", t.qualified());
@@ -426,8 +451,10 @@ async fn copy_table(
     // User triggers stay quiet for copied rows (a BEFORE INSERT trigger would
     // rewrite them, audit triggers would log them). Switched off and back on
     // inside this transaction: a crash can never leave one disabled.
-    let triggers = user_triggers(target, &name).await.map_err(err)?;
-    if let Some(off) = triggers_statement(&name, &triggers, false) {
+    let triggers = dbsync_db::triggers::user_triggers(target, &name)
+        .await
+        .map_err(err)?;
+    if let Some(off) = dbsync_db::triggers::triggers_statement(&name, &triggers, false) {
         target.batch_execute(&off).await.map_err(err)?;
     }
     target
@@ -436,7 +463,7 @@ async fn copy_table(
         .map_err(err)?;
     let out = source
         .copy_out(&format!(
-            "COPY (SELECT {cols} FROM ONLY {name}) TO STDOUT (FORMAT binary)"
+            "COPY (SELECT {select} FROM ONLY {name}) TO STDOUT (FORMAT binary)"
         ))
         .await
         .map_err(err)?;
@@ -456,51 +483,9 @@ async fn copy_table(
     }
     sink.send_all(&mut out).await.map_err(err)?;
     let rows = sink.as_mut().finish().await.map_err(err)?;
-    if let Some(on) = triggers_statement(&name, &triggers, true) {
+    if let Some(on) = dbsync_db::triggers::triggers_statement(&name, &triggers, true) {
         target.batch_execute(&on).await.map_err(err)?;
     }
     target.batch_execute("COMMIT").await.map_err(err)?;
     Ok(rows)
-}
-
-/// A table's enabled user triggers and how each fires (`O` origin, `R`
-/// replica, `A` always). Internal triggers (foreign keys) and constraint
-/// triggers are left alone.
-async fn user_triggers(
-    target: &Client,
-    table: &str,
-) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
-    Ok(target
-        .query_typed(
-            "SELECT t.tgname::text AS name, t.tgenabled::text AS mode
-             FROM pg_catalog.pg_trigger t
-             WHERE t.tgrelid = $1::text::pg_catalog.regclass
-               AND NOT t.tgisinternal AND t.tgconstraint = 0 AND t.tgenabled <> 'D'
-             ORDER BY 1",
-            &[(&table, Type::TEXT)],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get("name"), r.get("mode")))
-        .collect())
-}
-
-/// One `ALTER TABLE` switching the triggers off, or back to exactly how they fired.
-fn triggers_statement(table: &str, triggers: &[(String, String)], on: bool) -> Option<String> {
-    if triggers.is_empty() {
-        return None;
-    }
-    let actions: Vec<String> = triggers
-        .iter()
-        .map(|(name, mode)| {
-            let how = match (on, mode.as_str()) {
-                (false, _) => "DISABLE",
-                (true, "R") => "ENABLE REPLICA",
-                (true, "A") => "ENABLE ALWAYS",
-                (true, _) => "ENABLE",
-            };
-            format!("{how} TRIGGER {}", ident(name))
-        })
-        .collect();
-    Some(format!("ALTER TABLE {table} {}", actions.join(", ")))
 }

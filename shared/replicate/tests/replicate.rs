@@ -74,6 +74,7 @@ fn options(src: &TestDb, dst: &TestDb) -> ReplicateOptions {
         .unwrap(),
         parallelism: 2,
         fail_table: None,
+        sync: Default::default(),
     }
 }
 

@@ -132,6 +132,21 @@ pub enum StepError {
     /// The load ran past the configured maximum; the task was told to stop.
     #[error("replication timed out: {0}; the task was stopped — find out why the load is slow (task logs, instance size) or raise MAX_REPLICATION_SECONDS")]
     ReplicationTimedOut(String),
+
+    /// The sync configuration file (data rules, after-sync SQL) is missing,
+    /// unreadable, or names something that does not fit the database. Found
+    /// before anything changes.
+    #[error("sync configuration invalid: {0}; nothing was changed — fix the file and run again")]
+    SyncConfigInvalid(String),
+
+    /// Masking the loaded rows failed; the run cannot succeed (raw rows may
+    /// still be in staging until a masking run completes).
+    #[error("masking failed: {0}; staging may still hold unmasked rows of that table — fix the rule and run the sync again")]
+    MaskingFailed(String),
+
+    /// One of the `after_sync` statements failed (its position is given, never its text).
+    #[error("after-sync SQL failed: {0}; the statements before it were committed — fix the statement and run the sync again")]
+    AfterSyncFailed(String),
 }
 
 impl StepError {
@@ -165,6 +180,9 @@ impl StepError {
         "ReplicationTimedOut",
         "ReplicationTaskMisconfigured",
         "ReplicationStillRunning",
+        "SyncConfigInvalid",
+        "MaskingFailed",
+        "AfterSyncFailed",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
@@ -202,6 +220,9 @@ impl StepError {
             Self::ReplicationTimedOut(_) => "ReplicationTimedOut",
             Self::ReplicationTaskMisconfigured(_) => "ReplicationTaskMisconfigured",
             Self::ReplicationStillRunning(_) => "ReplicationStillRunning",
+            Self::SyncConfigInvalid(_) => "SyncConfigInvalid",
+            Self::MaskingFailed(_) => "MaskingFailed",
+            Self::AfterSyncFailed(_) => "AfterSyncFailed",
         }
     }
 
@@ -252,6 +273,9 @@ pub(crate) mod tests {
             StepError::ReplicationTimedOut("running for 43260 s".into()),
             StepError::ReplicationTaskMisconfigured("migration type full-load-and-cdc".into()),
             StepError::ReplicationStillRunning("stopping".into()),
+            StepError::SyncConfigInvalid("dbsync.yml: data_rules.email: unknown rule".into()),
+            StepError::MaskingFailed("public.users: invalid input syntax".into()),
+            StepError::AfterSyncFailed("statement 2 of 3: permission denied".into()),
         ]
     }
 

@@ -1,5 +1,7 @@
 //! Step input and output documents (camelCase JSON, as the state machine sees them).
 
+use std::collections::BTreeMap;
+
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::StepError;
@@ -216,6 +218,104 @@ pub struct RefreshViewsOutput {
     pub disabled: bool,
 }
 
+/// What the `after-load` step does in one invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterLoadAction {
+    /// Apply the data rules to the loaded rows (AWS; locally they were masked in flight).
+    #[default]
+    Mask,
+    /// Count each table's rows against the rows the load copied.
+    Verify,
+    /// Run the `after_sync` statements.
+    AfterSync,
+}
+
+/// Input of `after-load`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AfterLoadInput {
+    #[serde(default)]
+    pub action: AfterLoadAction,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    /// `verify`: the rows the load copied per table (`schema.table`), from
+    /// the replication document; absent when they were not reported.
+    #[serde(default)]
+    pub copied: Option<BTreeMap<String, i64>>,
+}
+
+/// Output of `after-load` with `mask`. The state machine loops while `remaining > 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskOutput {
+    /// Tables (partitions counted one by one) with masked columns.
+    pub tables: u64,
+    /// Masked columns over those tables.
+    pub columns: u64,
+    /// Rows updated by this invocation.
+    pub rows: u64,
+    /// Rows updated by this execution so far.
+    pub rows_total: u64,
+    /// Tables not finished yet (call again).
+    pub remaining: u64,
+    /// Masked in flight by the copy (local mode): nothing left to update.
+    #[serde(default)]
+    pub in_flight: bool,
+}
+
+/// Output of `after-load` with `after-sync`. The state machine loops while `remaining > 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AfterSyncOutput {
+    pub statements: u64,
+    /// Run by this invocation.
+    pub ran: u64,
+    pub remaining: u64,
+}
+
+/// One table whose count differs from what the load reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableCount {
+    pub table: String,
+    /// Rows the load reported copying (absent: the load did not report the table).
+    pub copied: Option<i64>,
+    /// Rows in the target (absent: the table is not there).
+    pub target: Option<i64>,
+}
+
+/// At most this many flagged tables travel in the summary (the rest are counted).
+pub const MAX_FLAGGED: usize = 25;
+
+/// At most this many tables are listed with their counts (in name order).
+pub const MAX_LISTED: usize = 100;
+
+/// Output of `after-load` with `verify`: the verification summary, compact
+/// whatever the schema's size. The state machine loops while `remaining > 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyOutput {
+    /// Tables counted.
+    pub tables: u64,
+    /// Rows the load reported (sum), when it reported them.
+    pub rows_copied: Option<i64>,
+    /// Rows counted in the target (sum).
+    pub rows_in_target: i64,
+    /// The first [`MAX_FLAGGED`] tables whose counts differ.
+    pub flagged: Vec<TableCount>,
+    /// The first [`MAX_LISTED`] tables with their counts, for the run's report.
+    #[serde(default)]
+    pub counts: Vec<TableCount>,
+    pub flagged_total: u64,
+    /// Tables still to count (call again).
+    pub remaining: u64,
+    /// The load reported no per-table counts (too many tables for the
+    /// payload, or an older replication document): totals only.
+    #[serde(default)]
+    pub per_table_unavailable: bool,
+}
+
 /// Output of `version-check`. The state machine's Choice reads `inSync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -270,7 +370,17 @@ pub struct ReplicationOutput {
     /// Rows copied, when the replicator reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_loaded: Option<i64>,
+    /// Rows copied per table (`schema.table`), once the load has succeeded;
+    /// null before, or when the list would not fit the payload
+    /// ([`MAX_TABLE_ROWS_BYTES`]). Always present, so a state can pass it on.
+    #[serde(default)]
+    pub table_rows: Option<BTreeMap<String, i64>>,
 }
+
+/// The per-table counts travel in the execution's state only up to this size
+/// (Step Functions caps a state's data at 256 KB); verification falls back to
+/// totals beyond it.
+pub const MAX_TABLE_ROWS_BYTES: usize = 64 * 1024;
 
 /// Input of `poll-dms`: the previous [`ReplicationOutput`] under `replication`
 /// (every field optional, so a hand-made `{}` polls too; unknown fields ignored).

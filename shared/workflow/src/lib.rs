@@ -9,6 +9,7 @@
 //!   handlers live in `dbsync-db`.
 //! - [`config`]: reading a step's configuration from its environment.
 //! - [`naming`]: the naming chain and the template's substitutions.
+//! - [`sync_config`]: the sync configuration file (data rules, after-sync SQL).
 //! - `lambda` (feature `lambda`): the Lambda glue — the error's `Diagnostic`
 //!   and the one `serve` every function's `main.rs` calls. The local CLI builds
 //!   without it and links no Lambda runtime.
@@ -29,5 +30,6 @@ pub mod lambda;
 pub mod naming;
 pub mod ports;
 pub mod steps;
+pub mod sync_config;
 
 pub use error::StepError;

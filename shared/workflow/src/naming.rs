@@ -7,13 +7,14 @@
 //! (`dbsync asl substitute`) both use it.
 
 /// The steps, as package = binary names.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "preflight",
     "lease",
     "version-check",
     "drop-fks",
     "start-dms",
     "poll-dms",
+    "after-load",
     "restore-fks",
     "fix-sequences",
     "refresh-views",

@@ -121,6 +121,8 @@ pub struct TaskState {
     /// Tables of the last run that ended in `Table error` / `Table cancelled`
     /// or failed validation (read once the run has ended), as `schema.table: state`.
     pub failed_tables: Vec<String>,
+    /// Rows copied per table (`schema.table`), when reported (at the end of a run).
+    pub table_rows: Vec<(String, i64)>,
 }
 
 /// A replication task's configuration, as preflight reads it

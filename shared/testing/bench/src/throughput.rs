@@ -103,6 +103,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         selection: Selection::all(),
         parallelism: PARALLEL,
         fail_table: None,
+        sync: Default::default(),
     };
     let progress = Arc::new(Mutex::new(Progress::default()));
     let t = Instant::now();

@@ -490,6 +490,8 @@ impl Inner {
                 selection,
                 parallelism: self.task.parallelism,
                 fail_table,
+                // DMS copies raw rows; masking is the workflow's business.
+                sync: Default::default(),
             }));
             // A fresh replicator always takes start-replication.
             if let Err(e) = replicator

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{Harness, StepFault, PROD_ORDERS};
 use dbsync_dmsfake::{Fault, Op};
+use dbsync_workflow::sync_config::SyncConfig;
 
 const FAILURE_SUBJECT: &str = "dbsync: staging refresh failed";
 
@@ -427,4 +428,134 @@ async fn a_successful_sync_is_reported_when_asked() {
         "{:?}",
         ex.states()
     );
+}
+
+const RULES: &str = r#"
+data_rules:
+  email: unique_email
+  products.name: {statement: "'product #' || id"}
+  app.events.kind: {value: redacted}
+after_sync:
+  - UPDATE app.products SET sku = sku || '-staging'
+  - INSERT INTO app.products (sku, name) VALUES ('made-by-after-sync', 'x')
+"#;
+
+/// On AWS, DMS writes raw rows: the after-load step masks them right after
+/// the load (partitions included), verifies the counts against DMS's table
+/// statistics, and runs after_sync in order once the keys are back.
+#[tokio::test]
+async fn deployed_masking_rewrites_the_loaded_rows_and_after_sync_runs_last() {
+    let sync = SyncConfig::parse("dbsync.yml", RULES).unwrap();
+    let h = Harness::with_config(|t| t, sync).await;
+    h.set_notify_on_success(true);
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    let s = h.staging.client().await;
+    let raw: i64 = s
+        .query_one(
+            "SELECT count(*) FROM app.customers WHERE email NOT LIKE 'email%@example.org' \
+             OR email <> 'email' || id || '@example.org'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(raw, 0, "every email masked from its key");
+    let kinds: Vec<String> = s
+        .query("SELECT DISTINCT kind FROM app.events", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, ["redacted"], "both partitions masked");
+    let names: i64 = s
+        .query_one(
+            "SELECT count(*) FROM app.products WHERE name <> 'product #' || id AND sku <> 'made-by-after-sync'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(names, 0);
+    // after_sync ran after masking, in order (the insert saw the fixed sequence).
+    let skus: i64 = s
+        .query_one(
+            "SELECT count(*) FROM app.products WHERE sku LIKE 'SKU-%-staging'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(skus, PROD_ORDERS / 10);
+    h.assert_fks_intact().await;
+    let out = ex.result.output.as_ref().unwrap();
+    let masking = &out["masking"]["result"];
+    assert_eq!(masking["remaining"], 0, "{masking}");
+    assert_eq!(masking["inFlight"], false);
+    assert!(
+        masking["rowsTotal"].as_i64().unwrap() > PROD_ORDERS,
+        "{masking}"
+    );
+    let verification = &out["verification"]["result"];
+    assert_eq!(verification["flaggedTotal"], 0, "{verification}");
+    assert_eq!(verification["perTableUnavailable"], false, "{verification}");
+    assert_eq!(verification["tables"], 7, "{verification}");
+    let states = ex.states();
+    let at = |name: &str| {
+        states
+            .iter()
+            .position(|s| s == name)
+            .unwrap_or_else(|| panic!("{name}: {states:?}"))
+    };
+    assert!(at("PollReplication") < at("MaskPersonalData"));
+    assert!(at("MaskPersonalData") < at("VerifyCopy"));
+    assert!(at("VerifyCopy") < at("RestoreForeignKeys"));
+    assert!(at("FixSequences") < at("RunAfterSync"));
+    let notes = h.notifications(&ex.name).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].1.contains("0 table(s) flagged"), "{}", notes[0].1);
+}
+
+/// A rule that fails on the loaded rows: the run fails by name, the keys come back.
+#[tokio::test]
+async fn masking_that_fails_on_the_rows_fails_the_sync_and_restores_the_keys() {
+    // Parses and plans (LIMIT 0 finds nothing wrong), fails on the first row.
+    let sync = SyncConfig::parse(
+        "dbsync.yml",
+        "data_rules:\n  products.name: {statement: \"(1 / (id - id))::text\"}\n",
+    )
+    .unwrap();
+    let h = Harness::with_config(|t| t, sync).await;
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("MaskingFailed");
+    assert!(
+        cause.contains("products") && cause.contains("division by zero (SQLSTATE 22012)"),
+        "{cause}"
+    );
+    assert!(
+        !cause.contains("1 / (id - id)"),
+        "no SQL in the cause: {cause}"
+    );
+    h.assert_fks_intact().await;
+    assert!(ex
+        .states()
+        .iter()
+        .any(|s| s == "CompensateRestoreForeignKeys"));
+    assert_eq!(h.notifications(&ex.name).await.len(), 1);
+}
+
+/// A rule on a key column is refused by name at the lease, before any change.
+#[tokio::test]
+async fn a_rule_on_a_key_column_is_refused_before_any_change() {
+    let sync =
+        SyncConfig::parse("dbsync.yml", "data_rules:\n  orders.customer_id: null\n").unwrap();
+    let h = Harness::with_config(|t| t, sync).await;
+    let before = h.staging_rows("app.orders").await;
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("SyncConfigInvalid");
+    assert!(cause.contains("data_rules.orders.customer_id"), "{cause}");
+    assert!(!ex.states().iter().any(|s| s == "DropForeignKeys"));
+    assert_eq!(h.staging_rows("app.orders").await, before);
+    assert!(h.dms.start_kinds().is_empty());
 }

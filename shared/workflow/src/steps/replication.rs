@@ -120,5 +120,21 @@ pub fn output(
         tables_queued: state.tables_queued,
         tables_errored: state.tables_errored,
         rows_loaded: state.rows_loaded,
+        table_rows: (status == ReplicationStatus::Succeeded)
+            .then(|| table_rows(state))
+            .flatten(),
     }
+}
+
+/// The per-table counts as a map, if any were reported and they fit the payload.
+fn table_rows(state: &TaskState) -> Option<std::collections::BTreeMap<String, i64>> {
+    if state.table_rows.is_empty() {
+        return None;
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for (table, rows) in &state.table_rows {
+        *map.entry(table.clone()).or_insert(0) += rows;
+    }
+    let size: usize = map.keys().map(|k| k.len() + 24).sum();
+    (size <= crate::io::MAX_TABLE_ROWS_BYTES).then_some(map)
 }

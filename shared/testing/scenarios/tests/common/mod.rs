@@ -9,7 +9,7 @@
 //! | `start-dms`, `poll-dms` | `steps::{start_dms, poll_dms}` | `DmsTask` → the DMS fake (HTTP) → local replicator |
 //! | `sns:publish` | Step Functions' SNS integration | SNS SDK → moto SNS → an SQS queue the tests read |
 //! | `preflight` | `steps::preflight` | `DmsTask` → the DMS fake |
-//! | `lease`, `refresh-views` | `dbsync_db::steps` | as the database steps (the source reached by URL) |
+//! | `lease`, `refresh-views`, `after-load` | `dbsync_db::steps` | as the database steps (the source reached by URL) |
 //! | `aws-sdk:sfn:describeExecution` | Step Functions' SDK integration | SFN SDK → moto, where every execution of the harness is registered |
 //!
 //! Faults can be injected per step invocation ([`Harness::fail_step`]): an
@@ -52,6 +52,7 @@ use dbsync_testpg::{Cluster, TestDb, PASSWORD, PASSWORD_USER};
 use dbsync_workflow::{
     naming,
     steps::{poll_dms, preflight, replication::PollConfig, start_dms, version_check},
+    sync_config::SyncConfig,
     StepError,
 };
 
@@ -196,6 +197,7 @@ impl Steps {
             }
             "lease" => out(db_steps::lease(&self.db, payload, budget(60)).await),
             "refresh-views" => out(db_steps::refresh_views(&self.db, payload, budget(900)).await),
+            "after-load" => Some(db_steps::after_load(&self.db, payload, budget(900)).await),
             "version-check" => out(version_check::handle(&self.versions, payload).await),
             "drop-fks" => out(db_steps::drop_fks(&self.db, payload, budget(300)).await),
             "start-dms" => {
@@ -383,6 +385,11 @@ impl Harness {
 
     /// A world whose DMS task is adjusted by `task` (status, history, timing).
     pub async fn with_task(task: impl FnOnce(FakeTask) -> FakeTask) -> Harness {
+        Harness::with_config(task, SyncConfig::default()).await
+    }
+
+    /// A world with the packaged sync configuration (data rules, after_sync).
+    pub async fn with_config(task: impl FnOnce(FakeTask) -> FakeTask, sync: SyncConfig) -> Harness {
         let cluster = Cluster::shared();
         let (prod, staging) = (
             cluster.create_db("scn_prod").await,
@@ -548,6 +555,9 @@ impl Harness {
                 timeouts,
                 orphan_policy: OrphanPolicy::Fail,
                 margin: Duration::from_secs(15),
+                sync,
+                // DMS writes raw rows: the after-load step masks them.
+                masked_in_flight: false,
             },
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
             start_task: DmsTask::new(dms_client.clone()),

@@ -1,0 +1,18 @@
+//! Lambda entry point of the `after-load` step: wiring only. The handler is
+//! [`dbsync_db::steps::after_load`] (actions `mask`, `verify`, `after-sync`);
+//! the configuration, [`StepEnv`] with the packaged `SYNC_CONFIG` file.
+
+use std::sync::Arc;
+
+use dbsync_aws::secrets::SecretsManager;
+use dbsync_db::{steps, StepEnv};
+use dbsync_workflow::lambda::serve;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    serve(
+        async { StepEnv::from_env("dbsync-after-load", Some(Arc::new(SecretsManager::lazy()))) },
+        |env, event, deadline| steps::after_load(env, event, env.budget(deadline.instant())),
+    )
+    .await
+}

@@ -1,0 +1,457 @@
+//! Data rules (pgsync's `data_rules`) turned into SQL against a real catalog.
+//!
+//! - [`plan`] matches every column of the synced tables against the rules and
+//!   refuses, by the rule's key, what would break the copy: a key matching no
+//!   column, a rule on a primary- or foreign-key column (or one a foreign key
+//!   references), a `unique_*` rule on a table without a single-column
+//!   primary key, a generated column. [`check`] then has PostgreSQL parse every
+//!   expression (`LIMIT 0`), so a bad `statement` or `value` is found before
+//!   anything changes.
+//! - Locally the replicator selects [`select_list`] from the source: raw values
+//!   never reach staging.
+//! - On AWS, where DMS writes raw rows, [`mask`] updates them right after the
+//!   load: one statement per block range of a table (a TID range scan), its
+//!   progress committed with it (`dbsync.mask_progress`), so a run resumes
+//!   where the last invocation stopped.
+//!
+//! Every expression is cast to the column's own type, so a rule fits any
+//! column (and binary `COPY` gets exactly the type it expects).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use dbsync_workflow::{
+    io::MaskOutput,
+    sync_config::{Rule, SyncConfig},
+    StepError,
+};
+use tokio_postgres::{error::SqlState, types::Type, Client, GenericClient};
+
+use crate::{classify, selected_tables, sql, triggers, Budget, Selection, Timeouts};
+
+/// Blocks per masking statement (8 KB each: 32 MB of table).
+pub const CHUNK_BLOCKS: i64 = 4096;
+
+/// How long creating the bookkeeping table may take.
+const SETUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// The columns of the selected tables (partition roots and plain tables),
+/// with what the rules need to know about each.
+const COLUMNS: &str = "
+SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, a.attname::text AS col,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       a.attgenerated <> '' AS generated,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+               WHERE (k.conrelid = c.oid AND k.contype IN ('p', 'f') AND a.attnum = ANY (k.conkey))
+                  OR (k.confrelid = c.oid AND k.contype = 'f' AND a.attnum = ANY (k.confkey))) AS is_key,
+       (SELECT pg_catalog.array_agg(pa.attname::text ORDER BY pa.attnum)
+          FROM pg_catalog.pg_constraint p
+          JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.oid AND pa.attnum = ANY (p.conkey)
+         WHERE p.conrelid = c.oid AND p.contype = 'p') AS pk,
+       (SELECT pg_catalog.format_type(pa.atttypid, pa.atttypmod)
+          FROM pg_catalog.pg_constraint p
+          JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.oid AND pa.attnum = p.conkey[1]
+         WHERE p.conrelid = c.oid AND p.contype = 'p') AS pk_type
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = ANY ($1::pg_catalog.oid[])
+ORDER BY n.nspname, c.relname, a.attnum";
+
+/// The leaf tables (the table itself, or its partitions) that hold a root's rows.
+const LEAVES: &str = "
+SELECT n.nspname::text, c.relname::text
+FROM pg_catalog.pg_partition_tree($1::pg_catalog.oid) t
+JOIN pg_catalog.pg_class c ON c.oid = t.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE t.isleaf AND c.relkind = 'r'
+UNION ALL
+SELECT n.nspname::text, c.relname::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1::pg_catalog.oid AND c.relkind = 'r' AND NOT c.relispartition
+ORDER BY 1, 2";
+
+/// What to write into one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMask {
+    pub column: String,
+    /// The rule's key, for messages.
+    pub key: String,
+    /// SQL expression, cast to the column's type.
+    pub expr: String,
+}
+
+/// The masked columns of one leaf table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMask {
+    pub schema: String,
+    pub name: String,
+    /// The table the rules matched (the partitioned root for a partition).
+    pub root: String,
+    pub columns: Vec<ColumnMask>,
+}
+
+impl TableMask {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", sql::ident(&self.schema), sql::ident(&self.name))
+    }
+
+    /// `SET a = …, b = …`.
+    fn assignments(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{} = {}", sql::ident(&c.column), c.expr))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The masks of every leaf table that has any, by `(schema, table)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaskPlan {
+    pub tables: BTreeMap<(String, String), TableMask>,
+}
+
+impl MaskPlan {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    pub fn columns(&self) -> usize {
+        self.tables.values().map(|t| t.columns.len()).sum()
+    }
+
+    /// The select list for copying `schema.table`'s `columns` with the rules
+    /// applied (each masked column keeps its name).
+    pub fn select_list(&self, schema: &str, table: &str, columns: &[String]) -> String {
+        let mask = self.tables.get(&(schema.to_owned(), table.to_owned()));
+        columns
+            .iter()
+            .map(|c| {
+                let quoted = sql::ident(c);
+                match mask.and_then(|m| m.columns.iter().find(|x| &x.column == c)) {
+                    Some(m) => format!("{} AS {quoted}", m.expr),
+                    None => quoted,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The rule's SQL before the cast; `None` leaves the column as it is.
+fn expression(rule: &Rule, pk: Option<&str>) -> Option<String> {
+    let pk = pk.unwrap_or("NULL");
+    Some(match rule {
+        Rule::UniqueEmail => format!("'email' || {pk}::text || '@example.org'"),
+        Rule::UniquePhone => format!("({pk}::bigint + 1000000000)::text"),
+        Rule::UniqueSecret => format!("'secret' || {pk}::text"),
+        // A..Z (pgsync's `* 26` can round up to '[').
+        Rule::RandomLetter => "pg_catalog.chr(65 + (pg_catalog.random() * 25)::int)".into(),
+        Rule::RandomInt => "(pg_catalog.random() * 100)::int".into(),
+        Rule::RandomDate => "date '1970-01-01' + (pg_catalog.random() * 10000)::int".into(),
+        Rule::RandomTime => {
+            "pg_catalog.now() - (pg_catalog.random() * 100000000)::int * interval '1 second'".into()
+        }
+        Rule::RandomIp => "(1 + pg_catalog.random() * 254)::int::text || '.0.0.1'".into(),
+        Rule::RandomString => {
+            "pg_catalog.right(pg_catalog.md5(pg_catalog.random()::text), 10)".into()
+        }
+        Rule::Null | Rule::Value(None) => "NULL".into(),
+        Rule::Value(Some(v)) => sql::literal(v),
+        Rule::Statement(s) => format!("({s})"),
+        Rule::Untouched => return None,
+    })
+}
+
+const INTEGER_TYPES: [&str; 3] = ["smallint", "integer", "bigint"];
+
+/// Matches the rules against the synced tables' columns and refuses what
+/// would break the copy (see the module's documentation).
+pub async fn plan(
+    client: &impl GenericClient,
+    selection: &Selection,
+    config: &SyncConfig,
+) -> Result<MaskPlan, StepError> {
+    let mut out = MaskPlan::default();
+    if config.data_rules.is_empty() {
+        return Ok(out);
+    }
+    let ctx = "reading the columns the data rules cover";
+    let bad = |m: String| StepError::SyncConfigInvalid(format!("{}: {m}", config.origin));
+    let roots: Vec<u32> = selected_tables(client, selection)
+        .await?
+        .iter()
+        .filter(|t| !t.is_partition)
+        .map(|t| t.oid)
+        .collect();
+    let rows = client
+        .query_typed(COLUMNS, &[(&roots, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    let mut used = vec![false; config.data_rules.len()];
+    let mut by_root: BTreeMap<u32, (String, String, Vec<ColumnMask>)> = BTreeMap::new();
+    for r in &rows {
+        let (oid, schema, table, col): (u32, String, String, String) =
+            (r.get("oid"), r.get("schema"), r.get("name"), r.get("col"));
+        let Some(i) = config
+            .data_rules
+            .iter()
+            .position(|d| d.matches(&schema, &table, &col))
+        else {
+            continue;
+        };
+        used[i] = true;
+        let rule = &config.data_rules[i];
+        if rule.rule == Rule::Untouched {
+            continue;
+        }
+        let at = format!("{schema}.{table}.{col}");
+        let key = &rule.key;
+        if r.get::<_, bool>("generated") {
+            return Err(bad(format!(
+                "data_rules.{key} covers {at}, a generated column (the target computes it); narrow the key"
+            )));
+        }
+        if r.get::<_, bool>("is_key") {
+            return Err(bad(format!(
+                "data_rules.{key} covers {at}, a primary- or foreign-key column: masking it would break joins; \
+                 narrow the key or mark the column untouched before it"
+            )));
+        }
+        let pk: Option<Vec<String>> = r.get("pk");
+        let pk = match (rule.rule.needs_primary_key(), pk.as_deref()) {
+            (false, _) => None,
+            (true, Some([one])) => {
+                let pk_type: String = r.get("pk_type");
+                if rule.rule == Rule::UniquePhone && !INTEGER_TYPES.contains(&pk_type.as_str()) {
+                    return Err(bad(format!(
+                        "data_rules.{key}: unique_phone needs an integer primary key, and {schema}.{table}'s is {pk_type}"
+                    )));
+                }
+                Some(sql::ident(one))
+            }
+            (true, _) => {
+                return Err(bad(format!(
+                    "data_rules.{key}: {schema}.{table} has no single-column primary key, which unique rules derive their values from"
+                )))
+            }
+        };
+        let Some(expr) = expression(&rule.rule, pk.as_deref()) else {
+            continue;
+        };
+        let ty: String = r.get("type");
+        by_root
+            .entry(oid)
+            .or_insert_with(|| (schema.clone(), table.clone(), Vec::new()))
+            .2
+            .push(ColumnMask {
+                column: col,
+                key: key.clone(),
+                expr: format!("CAST(({expr}) AS {ty})"),
+            });
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(bad(format!(
+            "data_rules.{} matches no column of the synced tables; check its spelling (column, table.column or schema.table.column)",
+            config.data_rules[i].key
+        )));
+    }
+    for (oid, (schema, table, columns)) in by_root {
+        let root = format!("{}.{}", sql::ident(&schema), sql::ident(&table));
+        for leaf in client
+            .query_typed(LEAVES, &[(&oid, Type::OID)])
+            .await
+            .map_err(|e| classify(e, ctx))?
+        {
+            let (s, n): (String, String) = (leaf.get(0), leaf.get(1));
+            out.tables.insert(
+                (s.clone(), n.clone()),
+                TableMask {
+                    schema: s,
+                    name: n,
+                    root: root.clone(),
+                    columns: columns.clone(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Has PostgreSQL parse and plan every table's masked select (`LIMIT 0`, in a
+/// read-only transaction): a bad statement, value or cast is refused by its
+/// key before anything changes.
+pub async fn check(client: &mut Client, plan: &MaskPlan, origin: &str) -> Result<(), StepError> {
+    let ctx = "checking the data rules";
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    for t in plan.tables.values() {
+        for c in &t.columns {
+            let probe = format!("SELECT {} FROM ONLY {} LIMIT 0", c.expr, t.qualified());
+            tx.batch_execute("SAVEPOINT probe")
+                .await
+                .map_err(|e| classify(e, ctx))?;
+            if let Err(e) = tx.batch_execute(&probe).await {
+                let Some(db) = e.as_db_error() else {
+                    return Err(classify(e, ctx));
+                };
+                return Err(StepError::SyncConfigInvalid(format!(
+                    "{origin}: data_rules.{} does not work on {}.{}: {}",
+                    c.key,
+                    t.root,
+                    c.column,
+                    db.message()
+                )));
+            }
+            tx.batch_execute("RELEASE probe")
+                .await
+                .map_err(|e| classify(e, ctx))?;
+        }
+    }
+    tx.rollback().await.map_err(|e| classify(e, ctx))
+}
+
+/// `mask`: updates what this execution has not masked yet, block range by
+/// block range, while the budget lasts.
+pub async fn mask(
+    client: &mut Client,
+    plan: &MaskPlan,
+    execution: Option<&str>,
+    timeouts: Timeouts,
+    budget: Budget,
+    min_slice: Duration,
+) -> Result<MaskOutput, StepError> {
+    let ctx = "masking";
+    let err = |e| classify(e, ctx);
+    let run = execution.unwrap_or("by-hand");
+    let mut out = MaskOutput {
+        tables: plan.tables.len() as u64,
+        columns: plan.columns() as u64,
+        ..Default::default()
+    };
+    if plan.is_empty() {
+        return Ok(out);
+    }
+    // The bookkeeping table, under the target guard.
+    let setup = Budget::from_now(SETUP_LIMIT.min(timeouts.statement));
+    let tx = crate::step_transaction(client, timeouts, setup, true, ctx).await?;
+    tx.batch_execute(sql::CREATE_MASK_PROGRESS)
+        .await
+        .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    let mut chunks_now = 0u32;
+    let mut out_of_time = false;
+    'tables: for t in plan.tables.values() {
+        let name = t.qualified();
+        let (mut next, end) = match client
+            .query_opt(sql::MASK_PROGRESS, &[&run, &name])
+            .await
+            .map_err(err)?
+        {
+            Some(r) => (r.get::<_, i64>(0), r.get::<_, i64>(1)),
+            None => {
+                // The table's size now: rows that updates move past it are masked already.
+                let end: i64 = client
+                    .query_one(sql::TABLE_BLOCKS, &[&name])
+                    .await
+                    .map_err(err)?
+                    .get(0);
+                client
+                    .execute(sql::START_MASK_PROGRESS, &[&run, &name, &end])
+                    .await
+                    .map_err(err)?;
+                (0, end)
+            }
+        };
+        while next < end {
+            if out_of_time || budget.remaining() < min_slice {
+                out_of_time = true;
+                break 'tables;
+            }
+            let hi = (next + CHUNK_BLOCKS).min(end);
+            match mask_chunk(client, t, &name, run, (next, hi), timeouts, budget).await {
+                Ok(rows) => {
+                    out.rows += rows;
+                    chunks_now += 1;
+                    next = hi;
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    if e.code() == Some(&SqlState::QUERY_CANCELED) && chunks_now > 0 {
+                        // Out of time: the next invocation goes on from here.
+                        out_of_time = true;
+                        break 'tables;
+                    }
+                    return Err(crate::error::classify_user_sql(
+                        e,
+                        &format!("masking {name}"),
+                        |m| StepError::MaskingFailed(format!("{name}: {m}")),
+                    ));
+                }
+            }
+        }
+    }
+    let left = client
+        .query_one(sql::MASK_REMAINING, &[&run])
+        .await
+        .map_err(err)?;
+    out.remaining = if out_of_time {
+        plan.tables.len() as u64 - left.get::<_, i64>("done") as u64
+    } else {
+        0
+    };
+    out.rows_total = left.get::<_, i64>("rows") as u64;
+    if out.remaining == 0 {
+        client
+            .execute(sql::FORGET_MASK_PROGRESS, &[&run])
+            .await
+            .map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// One block range of one table, its progress committed with it; user
+/// triggers stay quiet (as for the load itself).
+async fn mask_chunk(
+    client: &mut Client,
+    t: &TableMask,
+    name: &str,
+    run: &str,
+    (lo, hi): (i64, i64),
+    timeouts: Timeouts,
+    budget: Budget,
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(&sql::prelude_user_sql(
+        budget.statement_timeout(timeouts.statement),
+        timeouts.lock,
+    ))
+    .await?;
+    let quiet = triggers::user_triggers(&tx, name).await?;
+    if let Some(off) = triggers::triggers_statement(name, &quiet, false) {
+        tx.batch_execute(&off).await?;
+    }
+    let rows = tx
+        .execute(
+            &format!(
+                "UPDATE ONLY {name} SET {} WHERE ctid >= '({lo},0)'::pg_catalog.tid AND ctid < '({hi},0)'::pg_catalog.tid",
+                t.assignments()
+            ),
+            &[],
+        )
+        .await?;
+    if let Some(on) = triggers::triggers_statement(name, &quiet, true) {
+        tx.batch_execute(&on).await?;
+    }
+    tx.execute(
+        sql::ADVANCE_MASK_PROGRESS,
+        &[&run, &name, &hi, &(rows as i64)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
