@@ -324,6 +324,7 @@ pub async fn mask(
     timeouts: Timeouts,
     budget: Budget,
     min_slice: Duration,
+    chunk_blocks: i64,
 ) -> Result<MaskOutput, StepError> {
     let ctx = "masking";
     let err = |e| classify(e, ctx);
@@ -372,7 +373,7 @@ pub async fn mask(
                 out_of_time = true;
                 break 'tables;
             }
-            let hi = (next + CHUNK_BLOCKS).min(end);
+            let hi = (next + chunk_blocks.max(1)).min(end);
             match mask_chunk(client, t, &name, run, (next, hi), timeouts, budget).await {
                 Ok(rows) => {
                     out.rows += rows;

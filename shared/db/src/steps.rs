@@ -172,6 +172,7 @@ pub async fn after_load(env: &StepEnv, event: Value, budget: Budget) -> Result<V
                         env.timeouts,
                         budget,
                         min_slice,
+                        mask::CHUNK_BLOCKS,
                     )
                     .await,
                 )

@@ -20,13 +20,14 @@ fn definition() -> Value {
 }
 
 /// The state that runs each step (the trigger starts the machine instead).
-const STATES: [(&str, &str); 9] = [
+const STATES: [(&str, &str); 10] = [
     ("preflight", "Preflight"),
     ("lease", "AcquireLease"),
     ("version-check", "CheckSchemaVersions"),
     ("drop-fks", "DropForeignKeys"),
     ("start-dms", "StartReplication"),
     ("poll-dms", "PollReplication"),
+    ("after-load", "MaskPersonalData"),
     ("restore-fks", "RestoreForeignKeys"),
     ("fix-sequences", "FixSequences"),
     ("refresh-views", "RefreshViews"),
