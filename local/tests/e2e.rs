@@ -564,3 +564,90 @@ async fn demo_keep_prints_a_clean_up_that_removes_everything() {
     assert!(status.success());
     assert!(!std::path::Path::new(&dir).exists(), "{dir} is gone");
 }
+
+/// `--config`: the data rules are applied while copying (staging never holds
+/// a raw value), after_sync runs at the end, and the run reports each table's
+/// counts; a bad file is refused before anything changes.
+#[tokio::test]
+async fn data_rules_mask_in_flight_and_the_run_reports_table_by_table() {
+    let e = env(200, true).await;
+    for db in [&e.prod, &e.staging] {
+        db.client()
+            .await
+            .batch_execute(
+                "ALTER TABLE crm.contacts ADD COLUMN email text UNIQUE;
+                 UPDATE crm.contacts SET email = 'person' || id || '@corp.example';",
+            )
+            .await
+            .unwrap();
+    }
+    let config = e.dir.join("dbsync.yml");
+    std::fs::write(
+        &config,
+        "data_rules:\n  contacts.email: unique_email\nafter_sync:\n  - CREATE TABLE public.after_sync_ran AS SELECT count(*) AS n FROM crm.contacts\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // A rule on a key column: refused by name, staging untouched.
+    let bad = e.dir.join("bad.yml");
+    std::fs::write(&bad, "data_rules:\n  contacts.account_id: null\n").unwrap();
+    let before = contents(&e.staging).await;
+    let (ok, doc) = e.run(&["--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(doc["error"], "SyncConfigInvalid", "{doc:#}");
+    assert_eq!(contents(&e.staging).await, before, "nothing changed");
+
+    let (ok, doc) = e.run(&["--config", config]);
+    assert!(ok, "{doc:#}");
+    let s = e.staging.client().await;
+    let leaked: i64 = s
+        .query_one(
+            "SELECT count(*) FROM crm.contacts WHERE email IS DISTINCT FROM 'email' || id || '@example.org'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "every email masked");
+    let ran: i64 = s
+        .query_one("SELECT n FROM public.after_sync_ran", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ran, 600, "after_sync saw the loaded rows");
+    let out = &doc["output"];
+    assert_eq!(out["masking"]["result"]["inFlight"], true, "{out:#}");
+    let v = &out["verification"]["result"];
+    assert_eq!(v["flaggedTotal"], 0, "{v:#}");
+    assert_eq!(
+        v["tables"], 3,
+        "accounts, contacts, the activity partition: {v:#}"
+    );
+    assert_eq!(v["rowsCopied"], v["rowsInTarget"]);
+
+    // Without --json: the summary as a table.
+    let args = e.run_args(&["--config", config]);
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--json")
+        .collect();
+    let s = e.staging.client().await;
+    s.batch_execute("DROP TABLE public.after_sync_ran")
+        .await
+        .unwrap();
+    let out = cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("masked 1 column(s) in 1 table(s) while copying"),
+        "{text}"
+    );
+    assert!(text.contains("crm.contacts"), "{text}");
+    assert!(
+        text.contains("3 table(s): 1800 row(s) copied, 1800 in staging; every table matches"),
+        "{text}"
+    );
+    assert!(text.contains("after_sync: 1 statement(s) run"), "{text}");
+}

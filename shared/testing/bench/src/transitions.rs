@@ -155,6 +155,15 @@ async fn execution(load: Duration, fixed_poll: Option<u64>) -> (u64, Duration) {
                     json!({"added": 10, "validated": 10, "skippedExisting": 0, "remaining": 0, "deletedOrphanRows": 0, "keptNotValid": []})
                 }
                 "fix-sequences" => json!({"sequences": 10, "changed": 10}),
+                "refresh-views" => {
+                    json!({"views": 2, "refreshed": 2, "concurrently": 1, "remaining": 0})
+                }
+                // Masking, verification and after_sync, each done in one invocation.
+                "after-load" => {
+                    json!({"tables": 10, "columns": 4, "rows": 1000, "rowsTotal": 1000, "remaining": 0,
+                           "rowsCopied": 1000, "rowsInTarget": 1000, "flagged": [], "flaggedTotal": 0,
+                           "statements": 2, "ran": 2})
+                }
                 other => {
                     return Err(TaskError::new(
                         "States.TaskFailed",
@@ -206,9 +215,11 @@ pub async fn measure(notes: &mut Vec<String>) -> Vec<Row> {
             dbsync: format!("{ours} ({} s late, {late_pct:.1}%)", late.as_secs()),
             reference: format!("{fixed} ({} s late)", fixed_late.as_secs()),
             ratio: format!("{:.1}× fewer", fixed as f64 / ours as f64),
-            // 40 for the load itself, plus the 4 states of the safety checks (preflight, lease taken and released).
-            goal: "≤ 44, within 5%".into(),
-            met: Some(ours <= 44 && (late_pct <= 5.0 || late <= Duration::from_secs(30))),
+            // 40 for the load itself, 4 for the safety checks (preflight, lease taken and
+            // released), 2 for the views, 6 after the load (mask, verify, after_sync and
+            // their loops), 1 for the success-notification choice.
+            goal: "≤ 53, within 5%".into(),
+            met: Some(ours <= 53 && (late_pct <= 5.0 || late <= Duration::from_secs(30))),
         });
     }
     notes.push(format!(
