@@ -6,6 +6,7 @@
 
 mod coldstart;
 mod latency;
+mod masking;
 mod scale;
 mod throughput;
 mod transitions;
@@ -32,7 +33,7 @@ pub struct Args {
     /// Size of the sync dataset in MB.
     #[arg(long, default_value_t = 1024)]
     pub size_mb: u64,
-    /// Only these sections (sync, steps, validate, coldstart, transitions, binaries).
+    /// Only these sections (sync, steps, validate, coldstart, transitions, masking, binaries).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
     /// Where to write the results table.
@@ -124,6 +125,9 @@ async fn main() {
     }
     if args.wants("transitions") {
         rows.extend(transitions::measure(&mut notes).await);
+    }
+    if args.wants("masking") {
+        rows.extend(masking::run(&mut notes).await);
     }
     if args.wants("binaries") {
         rows.extend(coldstart::binaries(&mut notes));
