@@ -160,6 +160,7 @@ impl LocalSteps {
                 // The local run prints its own summary: no success notification.
                 let config = preflight::PreflightConfig {
                     task_arn: LOCAL_TASK_ARN.into(),
+                    kind: dbsync_workflow::steps::replication::ReplicationKind::Task,
                     notify_on_success: false,
                 };
                 out(preflight::handle(&self.task, &config, payload).await)

@@ -2,7 +2,11 @@
 //! [`dbsync_workflow::steps::poll_dms`]; the configuration,
 //! [`ReplicationConfig`] (shared with start-dms).
 
-use dbsync_aws::{dms::DmsTask, sdk_config};
+// Serving a future that dispatches between the task and the serverless
+// adapter nests deeper than the compiler's default layout limit.
+#![recursion_limit = "256"]
+
+use dbsync_aws::{replication::Replication, sdk_config};
 use dbsync_workflow::{
     lambda::serve,
     steps::{poll_dms, replication::ReplicationConfig},
@@ -13,7 +17,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
         async {
             let config = ReplicationConfig::from_env()?;
-            let task = DmsTask::from_conf(&sdk_config().await).with_table_statistics();
+            // A task or a serverless replication config, by the ARN's kind.
+            let task =
+                Replication::from_conf(config.kind, &sdk_config().await).with_table_statistics();
             Ok((config, task))
         },
         |(config, task), event, _deadline| {

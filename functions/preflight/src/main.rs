@@ -2,7 +2,11 @@
 //! [`dbsync_workflow::steps::preflight`]; the configuration,
 //! [`PreflightConfig`].
 
-use dbsync_aws::{dms::DmsTask, sdk_config};
+// Serving a future that dispatches between the task and the serverless
+// adapter nests deeper than the compiler's default layout limit.
+#![recursion_limit = "256"]
+
+use dbsync_aws::{replication::Replication, sdk_config};
 use dbsync_workflow::{
     lambda::serve,
     steps::preflight::{self, PreflightConfig},
@@ -13,7 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
         async {
             let config = PreflightConfig::from_env()?;
-            Ok((config, DmsTask::from_conf(&sdk_config().await)))
+            let dms = Replication::from_conf(config.kind, &sdk_config().await);
+            Ok((config, dms))
         },
         |(config, task), event, _deadline| preflight::handle(task, config, event),
     )

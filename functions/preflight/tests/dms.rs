@@ -70,6 +70,7 @@ fn good_settings() -> serde_json::Value {
 async fn run(rules: &[&Rule]) -> Result<serde_json::Value, StepError> {
     let config = preflight::PreflightConfig {
         task_arn: TASK.into(),
+        kind: dbsync_workflow::steps::replication::ReplicationKind::Task,
         notify_on_success: false,
     };
     preflight::handle(&client(rules), &config, json!({"execution": "sync-x"}))

@@ -2,7 +2,11 @@
 //! [`dbsync_workflow::steps::start_dms`]; the configuration,
 //! [`ReplicationConfig`] (shared with poll-dms).
 
-use dbsync_aws::{dms::DmsTask, sdk_config};
+// Serving a future that dispatches between the task and the serverless
+// adapter nests deeper than the compiler's default layout limit.
+#![recursion_limit = "256"]
+
+use dbsync_aws::{replication::Replication, sdk_config};
 use dbsync_workflow::{
     lambda::serve,
     steps::{replication::ReplicationConfig, start_dms},
@@ -13,7 +17,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
         async {
             let config = ReplicationConfig::from_env()?;
-            Ok((config, DmsTask::from_conf(&sdk_config().await)))
+            // A task or a serverless replication config, by the ARN's kind.
+            let dms = Replication::from_conf(config.kind, &sdk_config().await);
+            Ok((config, dms))
         },
         |(config, task), event, _deadline| {
             start_dms::handle(task, &config.task_arn, &config.poll, event)

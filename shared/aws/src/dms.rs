@@ -59,48 +59,57 @@ impl DmsTask {
             .max_records(500)
             .into_paginator()
             .send();
-        let (mut rows, mut failed, mut per_table) = (0i64, Vec::new(), Vec::new());
+        let mut stats = TableStatistics::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("DescribeTableStatistics", &e))?;
             for t in page.table_statistics() {
-                rows += t.full_load_rows();
-                per_table.push((
-                    format!(
-                        "{}.{}",
-                        t.schema_name().unwrap_or("?"),
-                        t.table_name().unwrap_or("?")
-                    ),
-                    t.full_load_rows(),
-                ));
-                let state = t.table_state().unwrap_or_default();
-                let validation = t.validation_state().unwrap_or_default();
-                let why = if FAILED_TABLE_STATES.contains(&state) {
-                    Some(state.to_owned())
-                } else if FAILED_VALIDATION_STATES.contains(&validation) {
-                    Some(format!("validation: {validation}"))
-                } else if t.validation_failed_records() > 0 {
-                    Some(format!(
-                        "{} record(s) failed validation",
-                        t.validation_failed_records()
-                    ))
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    failed.push(format!(
-                        "{}.{}: {why}",
-                        t.schema_name().unwrap_or("?"),
-                        t.table_name().unwrap_or("?")
-                    ));
-                }
+                stats.add(t);
             }
         }
-        Ok((rows, failed, per_table))
+        Ok(stats)
     }
 }
 
-/// Rows copied, failed tables, rows per table.
-type TableStatistics = (i64, Vec<String>, Vec<(String, i64)>);
+/// What a run's table statistics say (`DescribeTableStatistics`, or
+/// `DescribeReplicationTableStatistics` for a serverless replication).
+#[derive(Debug, Default)]
+pub(crate) struct TableStatistics {
+    /// Rows copied by the full load.
+    pub rows: i64,
+    /// `schema.table: why` of the tables that errored or failed validation.
+    pub failed: Vec<String>,
+    /// Rows per `schema.table`.
+    pub per_table: Vec<(String, i64)>,
+}
+
+impl TableStatistics {
+    pub(crate) fn add(&mut self, t: &aws_sdk_databasemigration::types::TableStatistics) {
+        let name = format!(
+            "{}.{}",
+            t.schema_name().unwrap_or("?"),
+            t.table_name().unwrap_or("?")
+        );
+        self.rows += t.full_load_rows();
+        self.per_table.push((name.clone(), t.full_load_rows()));
+        let state = t.table_state().unwrap_or_default();
+        let validation = t.validation_state().unwrap_or_default();
+        let why = if FAILED_TABLE_STATES.contains(&state) {
+            Some(state.to_owned())
+        } else if FAILED_VALIDATION_STATES.contains(&validation) {
+            Some(format!("validation: {validation}"))
+        } else if t.validation_failed_records() > 0 {
+            Some(format!(
+                "{} record(s) failed validation",
+                t.validation_failed_records()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.failed.push(format!("{name}: {why}"));
+        }
+    }
+}
 
 impl DmsTask {
     /// The task, by ARN (`DescribeReplicationTasks` filtered to it).
@@ -156,7 +165,7 @@ pub fn is_wrong_start_kind(code: Option<&str>, message: Option<&str>) -> bool {
     ) && message.is_some_and(|m| m.to_ascii_lowercase().contains("first time"))
 }
 
-fn system_time(t: &DateTime) -> Option<SystemTime> {
+pub(crate) fn system_time(t: &DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
 }
 
@@ -173,8 +182,8 @@ impl DescribeTask for DmsTask {
             .and_then(system_time);
         let (rows_loaded, failed_tables, table_rows) =
             if self.row_counts && matches!(status, TaskStatus::Stopped | TaskStatus::Failed) {
-                let (rows, failed, per_table) = self.table_statistics(task).await?;
-                (Some(rows), failed, per_table)
+                let s = self.table_statistics(task).await?;
+                (Some(s.rows), s.failed, s.per_table)
             } else {
                 (None, Vec::new(), Vec::new())
             };
@@ -196,6 +205,10 @@ impl DescribeTask for DmsTask {
             rows_loaded,
             failed_tables,
             table_rows,
+            load_started_at: stats
+                .and_then(|s| s.full_load_start_date())
+                .and_then(system_time),
+            ..Default::default()
         })
     }
 }
@@ -225,47 +238,47 @@ impl InspectTask for DmsTask {
     }
 
     async fn endpoint(&self, arn: &str) -> Result<EndpointInfo, StepError> {
-        let filter = Filter::builder()
-            .name("endpoint-arn")
-            .values(arn)
-            .build()
-            .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
-        let out = match self
-            .client
-            .describe_endpoints()
-            .filters(filter)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
-                return Err(StepError::ReplicationTaskMisconfigured(format!(
-                    "its endpoint {arn} does not exist"
-                )))
-            }
-            Err(e) => return Err(classify("DescribeEndpoints", &e)),
-        };
-        let e = out
-            .endpoints()
-            .iter()
-            .find(|e| e.endpoint_arn() == Some(arn))
-            .ok_or_else(|| {
-                StepError::ReplicationTaskMisconfigured(format!(
-                    "its endpoint {arn} does not exist"
-                ))
-            })?;
-        Ok(EndpointInfo {
-            arn: arn.to_owned(),
-            engine: e.engine_name().map(str::to_owned),
-            server: e.server_name().map(str::to_owned),
-            port: e.port(),
-            database: e.database_name().map(str::to_owned),
-            after_connect_script: e
-                .postgre_sql_settings()
-                .and_then(|p| p.after_connect_script())
-                .map(str::to_owned),
-        })
+        describe_endpoint(&self.client, arn).await
     }
+}
+
+/// An endpoint, by ARN (`DescribeEndpoints`): where it connects.
+pub(crate) async fn describe_endpoint(
+    client: &Client,
+    arn: &str,
+) -> Result<EndpointInfo, StepError> {
+    let filter = Filter::builder()
+        .name("endpoint-arn")
+        .values(arn)
+        .build()
+        .map_err(|e| StepError::Configuration(format!("cannot build the DMS filter: {e}")))?;
+    let out = match client.describe_endpoints().filters(filter).send().await {
+        Ok(out) => out,
+        Err(e) if error_code(&e) == Some("ResourceNotFoundFault") => {
+            return Err(StepError::ReplicationTaskMisconfigured(format!(
+                "its endpoint {arn} does not exist"
+            )))
+        }
+        Err(e) => return Err(classify("DescribeEndpoints", &e)),
+    };
+    let e = out
+        .endpoints()
+        .iter()
+        .find(|e| e.endpoint_arn() == Some(arn))
+        .ok_or_else(|| {
+            StepError::ReplicationTaskMisconfigured(format!("its endpoint {arn} does not exist"))
+        })?;
+    Ok(EndpointInfo {
+        arn: arn.to_owned(),
+        engine: e.engine_name().map(str::to_owned),
+        server: e.server_name().map(str::to_owned),
+        port: e.port(),
+        database: e.database_name().map(str::to_owned),
+        after_connect_script: e
+            .postgre_sql_settings()
+            .and_then(|p| p.after_connect_script())
+            .map(str::to_owned),
+    })
 }
 
 impl StartTask for DmsTask {

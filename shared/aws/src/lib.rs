@@ -25,6 +25,10 @@ use dbsync_workflow::StepError;
 
 #[cfg(feature = "dms")]
 pub mod dms;
+#[cfg(feature = "dms")]
+pub mod dms_serverless;
+#[cfg(feature = "dms")]
+pub mod replication;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "secrets")]

@@ -93,3 +93,78 @@ pub fn execution_started(ago: u64) -> String {
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .expect("a valid time")
 }
+
+/// The serverless replication config every mocked serverless answer describes.
+pub const CONFIG: &str = "arn:aws:dms:us-east-1:123456789012:replication-config:DBSYNCSERVERLESS";
+
+/// A serverless replication's state as `DescribeReplications` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Serverless {
+    pub status: &'static str,
+    pub stop_reason: Option<&'static str>,
+    pub failure: Option<&'static str>,
+    /// Seconds ago the current run started (`None`: never started).
+    pub started_secs_ago: Option<u64>,
+    /// Seconds ago its full load began (after provisioning).
+    pub load_started_secs_ago: Option<u64>,
+    pub percent: i32,
+    pub loaded: i32,
+    pub errored: i32,
+}
+
+impl Serverless {
+    pub fn new(status: &'static str) -> Self {
+        Self {
+            status,
+            ..Default::default()
+        }
+    }
+
+    pub fn output(
+        &self,
+    ) -> aws_sdk_databasemigration::operation::describe_replications::DescribeReplicationsOutput
+    {
+        use aws_sdk_databasemigration::types::{Replication, ReplicationStats};
+        let ago = |secs: u64| {
+            let at = SystemTime::now() - Duration::from_secs(secs);
+            DateTime::from_secs(at.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64)
+        };
+        let mut r = Replication::builder()
+            .replication_config_arn(CONFIG)
+            .replication_config_identifier("dbsync-serverless")
+            .status(self.status);
+        if let Some(reason) = self.stop_reason {
+            r = r.stop_reason(reason);
+        }
+        if let Some(m) = self.failure {
+            r = r.failure_messages(m);
+        }
+        if let Some(started) = self.started_secs_ago {
+            let mut stats = ReplicationStats::builder()
+                .full_load_progress_percent(self.percent)
+                .tables_loaded(self.loaded)
+                .tables_errored(self.errored)
+                .start_date(ago(started))
+                .fresh_start_date(ago(started));
+            if let Some(load) = self.load_started_secs_ago {
+                stats = stats.full_load_start_date(ago(load));
+            }
+            r = r.replication_stats(stats.build());
+        }
+        aws_sdk_databasemigration::operation::describe_replications::DescribeReplicationsOutput::builder()
+            .replications(r.build())
+            .build()
+    }
+}
+
+/// The serverless adapter over a client answering with `rules`.
+pub fn mocked_serverless(
+    rules: &[&aws_smithy_mocks::Rule],
+) -> crate::dms_serverless::DmsServerless {
+    crate::dms_serverless::DmsServerless::new(aws_smithy_mocks::mock_client!(
+        aws_sdk_databasemigration,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        rules,
+        |b| b.retry_config(crate::retry_config().with_initial_backoff(Duration::from_millis(1)))
+    ))
+}

@@ -188,6 +188,7 @@ impl Progress {
                 .filter(|r| r.error.is_none())
                 .map(|r| (r.key.clone(), r.rows as i64))
                 .collect(),
+            ..Default::default()
         }
     }
 }

@@ -363,6 +363,14 @@ pub struct ReplicationOutput {
     /// DMS's `FullLoadProgressPercent`, once the task is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_percent: Option<i32>,
+    /// Seconds into the full load itself at that reading (`FullLoadStartDate`
+    /// known): the clock for the progress rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_elapsed_seconds: Option<u64>,
+    /// DMS's own word for the state, when it says more (DMS Serverless:
+    /// `provisioning_capacity`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub tables_loaded: i64,
     pub tables_loading: i64,
     pub tables_queued: i64,
@@ -420,6 +428,10 @@ pub struct PollState {
     pub elapsed_seconds: Option<u64>,
     #[serde(default)]
     pub progress_percent: Option<i32>,
+    /// The previous reading's time into the full load itself (start-up and
+    /// provisioning left out), when DMS reported when the load began.
+    #[serde(default)]
+    pub progress_elapsed_seconds: Option<u64>,
 }
 
 #[cfg(test)]

@@ -123,6 +123,14 @@ pub struct TaskState {
     pub failed_tables: Vec<String>,
     /// Rows copied per table (`schema.table`), when reported (at the end of a run).
     pub table_rows: Vec<(String, i64)>,
+    /// Still getting capacity before loading (DMS Serverless: initializing …
+    /// provisioning_capacity, replication_starting); `status` is `starting`.
+    pub provisioning: bool,
+    /// The status as DMS wrote it, when it says more than `status`.
+    pub detail: Option<String>,
+    /// When this run's full load began (`FullLoadStartDate`): the clock for
+    /// progress rates, without start-up or provisioning time.
+    pub load_started_at: Option<SystemTime>,
 }
 
 /// A replication task's configuration, as preflight reads it

@@ -233,7 +233,11 @@ fn notifications_reach_someone_and_logs_expire() {
     let trigger = &trigger[..trigger[3..].find("\n  T").map_or(trigger.len(), |i| i + 3)];
     assert!(trigger
         .contains("OnFailure:\n            Type: SNS\n            Destination: !Ref FailureTopic"));
-    for rule in ["SqlVersionsNeedTheSourceSecret", "S3VersionsNeedTheBucket"] {
+    for rule in [
+        "SqlVersionsNeedTheSourceSecret",
+        "S3VersionsNeedTheBucket",
+        "ExactlyOneReplication",
+    ] {
         assert!(template.contains(&format!("  {rule}:\n")), "Rules: {rule}");
     }
     assert!(
@@ -255,14 +259,13 @@ fn samconfig_environments_are_complete_and_distinct() {
     assert_eq!(unique.len(), stacks.len(), "stack names {stacks:?}");
     for section in text.split("parameter_overrides = [").skip(1) {
         let params = &section[..section.find(']').unwrap()];
-        for needed in [
-            "TargetDbSecretArn=",
-            "ReplicationTaskArn=",
-            "SubnetIds=",
-            "SecurityGroupIds=",
-        ] {
+        for needed in ["TargetDbSecretArn=", "SubnetIds=", "SecurityGroupIds="] {
             assert!(params.contains(needed), "{needed} missing in {params}");
         }
+        assert!(
+            params.contains("ReplicationTaskArn=") != params.contains("ReplicationConfigArn="),
+            "exactly one of a task and a serverless config: {params}"
+        );
         let sql = params.contains("VersionSource=sql");
         assert!(
             if sql {
@@ -341,6 +344,7 @@ fn iam_statements_are_scoped() {
 #[test]
 fn the_ca_bundle_is_packaged_where_the_template_looks() {
     let (template, makefile) = (read("template.yaml"), read("Makefile"));
+    assert!(makefile.contains("cp \"$(SYNC_CONFIG_FILE)\" $(1)/dbsync.yml"));
     let file = makefile
         .lines()
         .find_map(|l| l.strip_prefix("CA_FILE_NAME := "))
@@ -379,5 +383,14 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
                 "{pascal}Function: DB_SSLROOTCERT names the packaged bundle"
             );
         }
+        // The sync configuration: read by the lease (checks the rules before any
+        // change) and after-load (applies them), packaged beside the database functions.
+        let reads_config = block.contains("SYNC_CONFIG: /var/task/dbsync.yml\n");
+        assert_eq!(
+            reads_config,
+            ["lease", "after-load"].contains(&step),
+            "{pascal}Function: SYNC_CONFIG"
+        );
+        assert!(!reads_config || db_binaries.contains(step));
     }
 }

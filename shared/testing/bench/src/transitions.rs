@@ -26,11 +26,27 @@ use crate::Row;
 const ARN: &str = "arn:aws:dms:us-east-1:123456789012:task:bench";
 const DMS_STARTUP: Duration = Duration::from_secs(45);
 
-/// A DMS task whose full load progresses linearly after a start-up delay.
+/// DMS Serverless getting capacity before a load (AWS documents minutes to
+/// tens of minutes: initializing … provisioning_capacity).
+const SERVERLESS_PROVISIONING: Duration = Duration::from_secs(20 * 60);
+
+/// A DMS task whose full load progresses linearly after a start-up delay
+/// (or a serverless replication after provisioning, which says so).
 struct SimulatedLoad {
     duration: Duration,
     clock: Arc<InstantClock>,
     started: Mutex<Option<SystemTime>>,
+    serverless: bool,
+}
+
+impl SimulatedLoad {
+    fn startup(&self) -> Duration {
+        if self.serverless {
+            SERVERLESS_PROVISIONING
+        } else {
+            DMS_STARTUP
+        }
+    }
 }
 
 impl DescribeTask for SimulatedLoad {
@@ -42,12 +58,15 @@ impl DescribeTask for SimulatedLoad {
             });
         };
         let t = self.clock.now().duration_since(t0).unwrap_or_default();
-        let end = DMS_STARTUP + self.duration;
-        Ok(if t < DMS_STARTUP {
+        let startup = self.startup();
+        let end = startup + self.duration;
+        Ok(if t < startup {
             TaskState {
                 status: TaskStatus::Starting,
                 ever_started: true,
                 started_at: Some(t0),
+                provisioning: self.serverless,
+                detail: self.serverless.then(|| "provisioning_capacity".into()),
                 ..Default::default()
             }
         } else if t < end {
@@ -56,8 +75,10 @@ impl DescribeTask for SimulatedLoad {
                 ever_started: true,
                 started_at: Some(t0),
                 full_load_progress_percent: Some(
-                    ((t - DMS_STARTUP).as_secs_f64() * 100.0 / self.duration.as_secs_f64()) as i32,
+                    ((t - startup).as_secs_f64() * 100.0 / self.duration.as_secs_f64()) as i32,
                 ),
+                // Serverless reports when its load began; the task simulation does not.
+                load_started_at: self.serverless.then(|| t0 + startup),
                 ..Default::default()
             }
         } else {
@@ -88,7 +109,7 @@ impl StopTask for SimulatedLoad {
 }
 
 /// Runs one execution; returns (transitions, detection delay).
-async fn execution(load: Duration, fixed_poll: Option<u64>) -> (u64, Duration) {
+async fn execution(load: Duration, fixed_poll: Option<u64>, serverless: bool) -> (u64, Duration) {
     let machine = StateMachine::from_json(
         &naming::substitute(
             include_str!("../../../../statemachine/db-sync.asl.json"),
@@ -103,6 +124,7 @@ async fn execution(load: Duration, fixed_poll: Option<u64>) -> (u64, Duration) {
         duration: load,
         clock: clock.clone(),
         started: Mutex::new(None),
+        serverless,
     });
     // Production defaults (template.yaml): 30 s minimum, 2 h maximum.
     let config = PollConfig {
@@ -191,7 +213,7 @@ async fn execution(load: Duration, fixed_poll: Option<u64>) -> (u64, Duration) {
         result.to_json()
     );
     let t0 = sim.started.lock().unwrap().expect("started");
-    let end = t0 + DMS_STARTUP + load;
+    let end = t0 + sim.startup() + load;
     let seen = seen.lock().unwrap().expect("success seen");
     (
         result.state_transitions,
@@ -206,8 +228,8 @@ pub async fn measure(notes: &mut Vec<String>) -> Vec<Row> {
         ("1 h", Duration::from_secs(3600)),
         ("8 h", Duration::from_secs(8 * 3600)),
     ] {
-        let (ours, late) = execution(load, None).await;
-        let (fixed, fixed_late) = execution(load, Some(60)).await;
+        let (ours, late) = execution(load, None, false).await;
+        let (fixed, fixed_late) = execution(load, Some(60), false).await;
         let late_pct = late.as_secs_f64() * 100.0 / load.as_secs_f64();
         rows.push(Row {
             section: "5",
@@ -220,6 +242,27 @@ pub async fn measure(notes: &mut Vec<String>) -> Vec<Row> {
             // their loops), 1 for the success-notification choice.
             goal: "≤ 53, within 5%".into(),
             met: Some(ours <= 53 && (late_pct <= 5.0 || late <= Duration::from_secs(30))),
+        });
+    }
+    for (label, load) in [
+        ("1 h", Duration::from_secs(3600)),
+        ("8 h", Duration::from_secs(8 * 3600)),
+    ] {
+        let (ours, late) = execution(load, None, true).await;
+        let (fixed, fixed_late) = execution(load, Some(60), true).await;
+        let late_pct = late.as_secs_f64() * 100.0 / load.as_secs_f64();
+        rows.push(Row {
+            section: "5",
+            what: format!(
+                "state transitions, DMS Serverless: {} min provisioning, then a {label} load (noticed after)",
+                SERVERLESS_PROVISIONING.as_secs() / 60
+            ),
+            dbsync: format!("{ours} ({} s late, {late_pct:.1}%)", late.as_secs()),
+            reference: format!("{fixed} ({} s late)", fixed_late.as_secs()),
+            ratio: format!("{:.1}× fewer", fixed as f64 / ours as f64),
+            // The task budget plus the provisioning polls (half the time so far, at most 5 min).
+            goal: "≤ 80, within 5%".into(),
+            met: Some(ours <= 80 && late_pct <= 5.0),
         });
     }
     notes.push(format!(

@@ -43,6 +43,15 @@
 //! else: 400 `InvalidParameterValueException`. A filter matching nothing:
 //! `ResourceNotFoundFault`, as DMS answers.
 //!
+//! **DMS Serverless** ([`FakeTask::serverless`]): the config is served by
+//! `DescribeReplicationConfigs` (Filters `replication-config-arn`,
+//! `replication-config-id`), `DescribeReplications` (Filter
+//! `replication-config-arn`; a config never started shows `created`),
+//! `StartReplication`, `StopReplication` (also while provisioning) and
+//! `DescribeReplicationTableStatistics`. After a start the replication goes
+//! through `initializing` … `provisioning_capacity`, `replication_starting`
+//! for the configured provisioning time, and only then does the copy begin.
+//!
 //! # Life cycle
 //! `ready` → start → `starting` for N describes (default 1) → `running` while
 //! the replicator copies → `stopped` with `Stop Reason
@@ -170,6 +179,9 @@ pub struct FakeTask {
     pub(crate) starting_describes: u32,
     pub(crate) stopping_describes: u32,
     pub(crate) parallelism: usize,
+    /// DMS Serverless: a replication config that spends this long getting
+    /// capacity before it loads (`None`: a replication task).
+    pub(crate) provisioning: Option<Duration>,
 }
 
 impl FakeTask {
@@ -193,6 +205,7 @@ impl FakeTask {
             starting_describes: 1,
             stopping_describes: 1,
             parallelism: 2,
+            provisioning: None,
         }
     }
 
@@ -283,6 +296,16 @@ impl FakeTask {
         self.parallelism = n.max(1);
         self
     }
+
+    /// A DMS Serverless replication config instead of a task: served by the
+    /// serverless operations, with its own ARN; each start spends
+    /// `provisioning` in the provisioning statuses before the copy begins.
+    pub fn serverless(mut self, provisioning: Duration) -> FakeTask {
+        self.arn = format!("arn:aws:dms:{REGION_ACCOUNT}:replication-config:DBSYNCSERVERLESS");
+        self.identifier = "dbsync-serverless".into();
+        self.provisioning = Some(provisioning);
+        self
+    }
 }
 
 /// The operations the fake serves.
@@ -293,15 +316,25 @@ pub enum Op {
     StopReplicationTask,
     DescribeTableStatistics,
     DescribeEndpoints,
+    DescribeReplicationConfigs,
+    DescribeReplications,
+    StartReplication,
+    StopReplication,
+    DescribeReplicationTableStatistics,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [
+    pub const ALL: [Op; 10] = [
         Op::DescribeReplicationTasks,
         Op::StartReplicationTask,
         Op::StopReplicationTask,
         Op::DescribeTableStatistics,
         Op::DescribeEndpoints,
+        Op::DescribeReplicationConfigs,
+        Op::DescribeReplications,
+        Op::StartReplication,
+        Op::StopReplication,
+        Op::DescribeReplicationTableStatistics,
     ];
 
     /// The operation's name (the part of `X-Amz-Target` after the dot).
@@ -312,6 +345,11 @@ impl Op {
             Op::StopReplicationTask => "StopReplicationTask",
             Op::DescribeTableStatistics => "DescribeTableStatistics",
             Op::DescribeEndpoints => "DescribeEndpoints",
+            Op::DescribeReplicationConfigs => "DescribeReplicationConfigs",
+            Op::DescribeReplications => "DescribeReplications",
+            Op::StartReplication => "StartReplication",
+            Op::StopReplication => "StopReplication",
+            Op::DescribeReplicationTableStatistics => "DescribeReplicationTableStatistics",
         }
     }
 
@@ -396,13 +434,12 @@ impl DmsFake {
     /// Queues `fault` for the next call of `op` (run faults: the next start
     /// that starts a run).
     /// Panics for [`Fault::Stuck`] / [`Fault::FailMidLoad`] with another
-    /// operation than [`Op::StartReplicationTask`].
+    /// operation than a start ([`Op::StartReplicationTask`], [`Op::StartReplication`]).
     pub fn inject(&self, op: Op, fault: Fault) {
         if matches!(fault, Fault::Stuck | Fault::FailMidLoad(_)) {
-            assert_eq!(
-                op,
-                Op::StartReplicationTask,
-                "{fault:?} changes a run: inject it for StartReplicationTask"
+            assert!(
+                matches!(op, Op::StartReplicationTask | Op::StartReplication),
+                "{fault:?} changes a run: inject it for a start"
             );
         }
         self.inner.faults.lock().expect("faults").push((op, fault));
@@ -434,15 +471,18 @@ impl DmsFake {
             .collect()
     }
 
-    /// `StartReplicationTaskType` of every start request, in order.
+    /// The start type of every start request (task or serverless), in order.
     pub fn start_kinds(&self) -> Vec<String> {
-        self.calls_of(Op::StartReplicationTask)
-            .iter()
-            .map(|r| {
-                r["StartReplicationTaskType"]
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match Op::from_name(&c.operation) {
+                Some(Op::StartReplicationTask) => c.request["StartReplicationTaskType"]
                     .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
+                    .map(str::to_owned),
+                Some(Op::StartReplication) => c.request["StartReplicationType"]
+                    .as_str()
+                    .map(str::to_owned),
+                _ => None,
             })
             .collect()
     }

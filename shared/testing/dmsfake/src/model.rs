@@ -66,6 +66,8 @@ struct Run {
     plan: Vec<TableCopy>,
     stuck: bool,
     stopped_by_user: bool,
+    /// Serverless: starts the copy once capacity is provisioned (aborted by a stop).
+    provisioner: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Run {
@@ -128,6 +130,10 @@ struct State {
     full_load_start: Option<f64>,
     full_load_finish: Option<f64>,
     run: Option<Run>,
+    /// Serverless: provisioning began / ends (while `starting`).
+    provision_from: Option<f64>,
+    provision_until: Option<f64>,
+    last_start_kind: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -161,6 +167,9 @@ impl Inner {
             full_load_start: earlier,
             full_load_finish: earlier.filter(|_| !active).map(|t| t + 60.0),
             run: None,
+            provision_from: None,
+            provision_until: None,
+            last_start_kind: task.ever_started.then(|| "start-replication".to_owned()),
         };
         Inner {
             task,
@@ -220,7 +229,19 @@ impl Inner {
             return;
         }
         if s.status == TaskStatus::Starting {
-            if s.starting_left > 0 {
+            if let Some(until) = s.provision_until {
+                // Serverless: capacity first, then the copy (started by the provisioner).
+                let begun = s
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.replicator.as_ref())
+                    .is_none_or(|r| r.progress().ever_started);
+                if now() < until || !begun {
+                    return;
+                }
+                s.provision_until = None;
+                s.full_load_start = Some(until);
+            } else if s.starting_left > 0 {
                 if describe {
                     s.starting_left -= 1;
                 }
@@ -373,13 +394,177 @@ impl Inner {
     /// Runs one operation; `call` is its index in the record (a start notes
     /// there the run fault it consumed).
     pub async fn call(&self, op: Op, req: &Value, call: usize) -> Result<Value, ApiError> {
+        self.check_kind(op)?;
         match op {
             Op::DescribeReplicationTasks => self.describe_tasks(req),
             Op::StartReplicationTask => self.start(req, call).await,
             Op::StopReplicationTask => self.stop(req).await,
             Op::DescribeTableStatistics => self.table_statistics(req),
             Op::DescribeEndpoints => self.endpoints(req),
+            Op::DescribeReplicationConfigs => self.describe_configs(req),
+            Op::DescribeReplications => self.describe_replications(req),
+            Op::StartReplication => {
+                self.start_run(
+                    op,
+                    req["ReplicationConfigArn"].as_str(),
+                    req["StartReplicationType"].as_str(),
+                    call,
+                )
+                .await?;
+                let s = self.state();
+                Ok(json!({"Replication": self.replication_json(&s)}))
+            }
+            Op::StopReplication => {
+                self.stop_run(req["ReplicationConfigArn"].as_str()).await?;
+                let s = self.state();
+                Ok(json!({"Replication": self.replication_json(&s)}))
+            }
+            Op::DescribeReplicationTableStatistics => {
+                self.check_task(req["ReplicationConfigArn"].as_str())?;
+                let (page, marker) = self.statistics_page(req)?;
+                let mut out = json!({"ReplicationConfigArn": self.task.arn, "ReplicationTableStatistics": page});
+                if let Some(m) = marker {
+                    out["Marker"] = json!(m);
+                }
+                Ok(out)
+            }
         }
+    }
+
+    /// Only a serverless fake serves the serverless operations, and only a task fake the task ones.
+    fn check_kind(&self, op: Op) -> Result<(), ApiError> {
+        let serverless_op = matches!(
+            op,
+            Op::DescribeReplicationConfigs
+                | Op::DescribeReplications
+                | Op::StartReplication
+                | Op::StopReplication
+                | Op::DescribeReplicationTableStatistics
+        );
+        match (serverless_op, self.task.provisioning.is_some(), op) {
+            (_, _, Op::DescribeEndpoints) => Ok(()),
+            (true, false, _) => Err(ApiError::bad(
+                "ResourceNotFoundFault",
+                "No replication configs found matching the filter",
+            )),
+            (false, true, _) => Err(ApiError::bad(
+                "ResourceNotFoundFault",
+                "No Tasks found matching the filter",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A serverless replication's status: the provisioning stages by how far
+    /// provisioning has come, else the task status in DMS Serverless's words.
+    fn serverless_status(&self, s: &State) -> &'static str {
+        const STAGES: [&str; 7] = [
+            "initializing",
+            "preparing_metadata_resources",
+            "testing_connection",
+            "fetching_metadata",
+            "calculating_capacity",
+            "provisioning_capacity",
+            "replication_starting",
+        ];
+        match &s.status {
+            TaskStatus::Starting => match (s.provision_from, s.provision_until) {
+                (Some(from), Some(until)) if until > from => {
+                    let f = ((now() - from) / (until - from)).clamp(0.0, 0.999);
+                    STAGES[(f * STAGES.len() as f64) as usize]
+                }
+                _ => "replication_starting",
+            },
+            TaskStatus::Running => "running",
+            TaskStatus::Stopping => "stopping",
+            TaskStatus::Stopped => "stopped",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Ready if s.ever_started => "stopped",
+            _ => "created",
+        }
+    }
+
+    fn replication_json(&self, s: &State) -> Value {
+        let t = &self.task;
+        let status = self.serverless_status(s);
+        let mut r = json!({
+            "ReplicationConfigIdentifier": t.identifier,
+            "ReplicationConfigArn": t.arn,
+            "SourceEndpointArn": t.source_endpoint.arn,
+            "TargetEndpointArn": t.target_endpoint.arn,
+            "ReplicationType": t.migration_type.as_str(),
+            "Status": status,
+            "ReplicationCreateTime": self.created,
+            "ProvisionData": {
+                "ProvisionState": if s.status.is_active() { "provisioned" } else { "deprovisioned" },
+                "ProvisionedCapacityUnits": if s.status == TaskStatus::Running { 4 } else { 0 },
+            },
+        });
+        if let Some(reason) = &s.stop_reason {
+            r["StopReason"] = json!(reason);
+        }
+        if let Some(m) = &s.last_failure {
+            r["FailureMessages"] = json!([m]);
+        }
+        if let Some(k) = &s.last_start_kind {
+            r["StartReplicationType"] = json!(k);
+        }
+        if let Some(d) = s.stop_date {
+            r["ReplicationLastStopTime"] = json!(d);
+        }
+        if s.ever_started {
+            r["ReplicationStats"] = self.stats_json(s);
+        }
+        r
+    }
+
+    fn describe_configs(&self, req: &Value) -> Result<Value, ApiError> {
+        let t = &self.task;
+        let mut matches = true;
+        for (name, values) in filters(req)? {
+            let hit = |v: &str| values.iter().any(|x| x == v);
+            matches &= match name.as_str() {
+                "replication-config-arn" => hit(&t.arn),
+                "replication-config-id" => hit(&t.identifier),
+                other => return Err(ApiError::invalid(format!("Unknown filter name: {other}"))),
+            };
+        }
+        if !matches {
+            return Err(ApiError::bad(
+                "ResourceNotFoundFault",
+                "No replication configs found matching the filter",
+            ));
+        }
+        Ok(json!({"ReplicationConfigs": [{
+            "ReplicationConfigIdentifier": t.identifier,
+            "ReplicationConfigArn": t.arn,
+            "SourceEndpointArn": t.source_endpoint.arn,
+            "TargetEndpointArn": t.target_endpoint.arn,
+            "ReplicationType": t.migration_type.as_str(),
+            "ComputeConfig": {"MinCapacityUnits": 1, "MaxCapacityUnits": 16, "MultiAZ": false},
+            "ReplicationSettings": t.settings,
+            "TableMappings": t.table_mappings,
+            "ReplicationConfigCreateTime": self.created,
+        }]}))
+    }
+
+    fn describe_replications(&self, req: &Value) -> Result<Value, ApiError> {
+        for (name, values) in filters(req)? {
+            let hit = values.iter().any(|x| *x == self.task.arn);
+            match name.as_str() {
+                "replication-config-arn" if hit => {}
+                "replication-config-arn" => {
+                    return Err(ApiError::bad(
+                        "ResourceNotFoundFault",
+                        "No replications found matching the filter",
+                    ))
+                }
+                other => return Err(ApiError::invalid(format!("Unknown filter name: {other}"))),
+            }
+        }
+        let mut s = self.state();
+        self.advance(&mut s, true);
+        Ok(json!({"Replications": [self.replication_json(&s)]}))
     }
 
     fn describe_tasks(&self, req: &Value) -> Result<Value, ApiError> {
@@ -410,8 +595,28 @@ impl Inner {
     }
 
     async fn start(&self, req: &Value, call: usize) -> Result<Value, ApiError> {
-        self.check_task(req["ReplicationTaskArn"].as_str())?;
-        let kind = match req["StartReplicationTaskType"].as_str() {
+        self.start_run(
+            Op::StartReplicationTask,
+            req["ReplicationTaskArn"].as_str(),
+            req["StartReplicationTaskType"].as_str(),
+            call,
+        )
+        .await?;
+        let s = self.state();
+        Ok(json!({"ReplicationTask": self.task_json(&s, true)}))
+    }
+
+    /// Starts a run (task or serverless); `op` is the call's operation (its
+    /// queued run fault applies).
+    async fn start_run(
+        &self,
+        op: Op,
+        arn: Option<&str>,
+        kind: Option<&str>,
+        call: usize,
+    ) -> Result<(), ApiError> {
+        self.check_task(arn)?;
+        let kind = match kind {
             Some(k @ ("start-replication" | "reload-target" | "resume-processing")) => k,
             Some(other) => {
                 return Err(ApiError::invalid(format!(
@@ -444,7 +649,7 @@ impl Inner {
                 ));
             }
             // The start will happen: now it consumes a queued run fault.
-            let run_fault = self.take_fault(Op::StartReplicationTask, is_run_fault);
+            let run_fault = self.take_fault(op, is_run_fault);
             if let Some(f) = &run_fault {
                 if let Some(c) = self.calls.lock().expect("calls").get_mut(call) {
                     c.fault = Some(f.clone());
@@ -476,6 +681,7 @@ impl Inner {
             plan: Vec::new(),
             stuck,
             stopped_by_user: false,
+            provisioner: None,
         };
         if let Some(selection) = selection {
             // The tables in the order the replicator takes them (for table statistics).
@@ -493,8 +699,15 @@ impl Inner {
                 // DMS copies raw rows; masking is the workflow's business.
                 sync: Default::default(),
             }));
-            // A fresh replicator always takes start-replication.
-            if let Err(e) = replicator
+            if let Some(provisioning) = self.task.provisioning {
+                // Serverless: the copy begins once capacity is there.
+                let (r, arn) = (replicator.clone(), self.task.arn.clone());
+                run.provisioner = Some(tokio::spawn(async move {
+                    tokio::time::sleep(provisioning).await;
+                    let _ = r.start(&arn, StartKind::StartReplication).await;
+                }));
+            } else if let Err(e) = replicator
+                // A fresh replicator always takes start-replication.
                 .start(&self.task.arn, StartKind::StartReplication)
                 .await
             {
@@ -518,19 +731,32 @@ impl Inner {
         s.fresh_start_date = Some(t);
         s.start_date = Some(t);
         s.stop_date = None;
-        s.full_load_start = Some(t);
+        s.full_load_start = self.task.provisioning.is_none().then_some(t);
         s.full_load_finish = None;
         s.run = Some(run);
-        Ok(json!({"ReplicationTask": self.task_json(&s, true)}))
+        s.last_start_kind = Some(kind.to_owned());
+        if let Some(p) = self.task.provisioning {
+            s.provision_from = Some(t);
+            s.provision_until = Some(t + p.as_secs_f64());
+        }
+        Ok(())
     }
 
     async fn stop(&self, req: &Value) -> Result<Value, ApiError> {
-        self.check_task(req["ReplicationTaskArn"].as_str())?;
+        self.stop_run(req["ReplicationTaskArn"].as_str()).await?;
+        let s = self.state();
+        Ok(json!({"ReplicationTask": self.task_json(&s, true)}))
+    }
+
+    async fn stop_run(&self, arn: Option<&str>) -> Result<(), ApiError> {
+        self.check_task(arn)?;
         let _serial = self.ops.lock().await;
         let replicator = {
             let mut s = self.state();
             self.advance(&mut s, false);
-            if s.status != TaskStatus::Running {
+            // A serverless replication can be stopped while it provisions.
+            let provisioning = s.provision_until.is_some() && s.status == TaskStatus::Starting;
+            if s.status != TaskStatus::Running && !provisioning {
                 return Err(ApiError::bad(
                     "InvalidResourceStateFault",
                     format!(
@@ -542,9 +768,13 @@ impl Inner {
             s.status = TaskStatus::Stopping;
             s.manual = false;
             s.stopping_left = self.task.stopping_describes;
+            s.provision_until = None;
             match &mut s.run {
                 Some(run) => {
                     run.stopped_by_user = true;
+                    if let Some(p) = run.provisioner.take() {
+                        p.abort();
+                    }
                     run.replicator.clone()
                 }
                 None => None,
@@ -553,12 +783,21 @@ impl Inner {
         if let Some(r) = replicator {
             let _ = r.stop(&self.task.arn).await;
         }
-        let s = self.state();
-        Ok(json!({"ReplicationTask": self.task_json(&s, true)}))
+        Ok(())
     }
 
     fn table_statistics(&self, req: &Value) -> Result<Value, ApiError> {
         self.check_task(req["ReplicationTaskArn"].as_str())?;
+        let (page, marker) = self.statistics_page(req)?;
+        let mut out = json!({"ReplicationTaskArn": self.task.arn, "TableStatistics": page});
+        if let Some(m) = marker {
+            out["Marker"] = json!(m);
+        }
+        Ok(out)
+    }
+
+    /// One page of the current run's table statistics (both APIs' rows).
+    fn statistics_page(&self, req: &Value) -> Result<(Vec<Value>, Option<String>), ApiError> {
         let size = page_size(req, 10, 500)?;
         let filters = filters(req)?;
         let mut s = self.state();
@@ -597,12 +836,7 @@ impl Inner {
                 }
             }
         }
-        let (page, marker) = paginate(rows, req, size)?;
-        let mut out = json!({"ReplicationTaskArn": self.task.arn, "TableStatistics": page});
-        if let Some(m) = marker {
-            out["Marker"] = json!(m);
-        }
-        Ok(out)
+        paginate(rows, req, size)
     }
 
     fn endpoints(&self, req: &Value) -> Result<Value, ApiError> {

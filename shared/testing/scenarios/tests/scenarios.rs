@@ -559,3 +559,87 @@ async fn a_rule_on_a_key_column_is_refused_before_any_change() {
     assert_eq!(h.staging_rows("app.orders").await, before);
     assert!(h.dms.start_kinds().is_empty());
 }
+
+// ------------------------------------------------------------ DMS Serverless
+
+/// A serverless replication config that provisions for a while (0.4 s of
+/// wall clock: a few hundred virtual seconds of polls) before each load.
+fn serverless(t: dbsync_dmsfake::FakeTask) -> dbsync_dmsfake::FakeTask {
+    t.serverless(Duration::from_millis(400))
+}
+
+/// The same workflow with a `ReplicationConfigArn`: provisioning waited out,
+/// then the load, a first run and a reload, the same end state.
+#[tokio::test]
+async fn serverless_syncs_like_a_task_provisioning_included() {
+    let h = Harness::with_task(serverless).await;
+    let first = h.run().await;
+    first.assert_succeeded();
+    h.assert_synced().await;
+    let replication = &first.result.output.as_ref().unwrap()["replication"]["result"];
+    assert_eq!(replication["tablesLoaded"], 7, "{replication}");
+    let polls = replication["polls"].as_u64().unwrap();
+    assert!(polls >= 2, "provisioning was polled: {replication}");
+    let second = h.run().await;
+    second.assert_succeeded();
+    assert_eq!(h.dms.start_kinds(), ["start-replication", "reload-target"]);
+    let ops: Vec<String> = h.dms.calls().into_iter().map(|c| c.operation).collect();
+    assert!(
+        ops.iter()
+            .all(|o| !o.ends_with("ReplicationTask") && o != "DescribeReplicationTasks"),
+        "only the serverless API: {ops:?}"
+    );
+    println!(
+        "serverless: {polls} polls in the first run, {} state transitions",
+        first.result.state_transitions
+    );
+}
+
+#[tokio::test]
+async fn serverless_failure_mid_load_is_named_and_compensated() {
+    let h = Harness::with_task(serverless).await;
+    h.dms.inject(
+        Op::StartReplication,
+        Fault::FailMidLoad("app.shipments".into()),
+    );
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("ReplicationFailed");
+    assert!(cause.contains("shipments"), "{cause}");
+    h.assert_fks_intact().await;
+    assert_eq!(h.notifications(&ex.name).await.len(), 1);
+}
+
+#[tokio::test]
+async fn serverless_already_provisioning_is_refused_before_any_change() {
+    let h = Harness::with_task(|t| serverless(t).status("starting")).await;
+    let before = h.staging_rows("app.orders").await;
+    let ex = h.run().await;
+    ex.assert_failed_with("ReplicationAlreadyRunning");
+    assert!(h.dms.start_kinds().is_empty());
+    assert!(!ex.states().iter().any(|s| s == "DropForeignKeys"));
+    assert_eq!(h.staging_rows("app.orders").await, before);
+}
+
+/// Capacity that never comes: the time limit (provisioning counted) stops
+/// the replication, waits until it has stopped, then compensates.
+#[tokio::test]
+async fn serverless_provisioning_that_never_ends_times_out_and_is_stopped() {
+    let h = Harness::with_task(|t| t.serverless(Duration::from_secs(3600))).await;
+    h.set_max_replication(Duration::from_secs(1));
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("ReplicationTimedOut");
+    assert!(cause.contains("provisioning included"), "{cause}");
+    let states = ex.states();
+    let stop = states
+        .iter()
+        .position(|s| s == "StopReplication")
+        .expect("stopped");
+    let compensate = states
+        .iter()
+        .position(|s| s == "CompensateRestoreForeignKeys")
+        .expect("compensated");
+    assert!(stop < compensate, "{states:?}");
+    assert_eq!(h.dms.status().to_string(), "stopped");
+    assert!(!h.dms.calls_of(Op::StopReplication).is_empty());
+    h.assert_fks_intact().await;
+}

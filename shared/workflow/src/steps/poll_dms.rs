@@ -93,6 +93,22 @@ pub fn next_wait(
     wait.min(left).max(Duration::from_secs(1))
 }
 
+/// The longest wait while DMS Serverless provisions (it takes minutes to tens
+/// of minutes): the load is noticed at most this long after it begins.
+pub const PROVISIONING_MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// While provisioning: half the time spent so far, between the minimum wait
+/// and [`PROVISIONING_MAX_WAIT`], never past the time limit. A 30-minute
+/// provisioning costs about a dozen polls.
+pub fn provisioning_wait(elapsed: Duration, config: &PollConfig) -> Duration {
+    let left = config.max_duration.saturating_sub(elapsed) + Duration::from_secs(1);
+    (elapsed / 2)
+        .clamp(config.min_wait, PROVISIONING_MAX_WAIT.max(config.min_wait))
+        .min(config.max_wait)
+        .min(left)
+        .max(Duration::from_secs(1))
+}
+
 /// Why a stopped or failed task did not succeed, for the execution's `Cause`.
 fn failure_reason(state: &TaskState) -> String {
     let mut parts = vec![format!("the task is {}", state.status)];
@@ -157,6 +173,11 @@ pub async fn handle_at(
         .or(state.started_at.map(epoch_seconds))
         .unwrap_or_else(|| epoch_seconds(now));
     let elapsed = Duration::from_secs(epoch_seconds(now).saturating_sub(started_at));
+    // The load's own clock, when DMS says when it began (within this run).
+    let load_elapsed = state
+        .load_started_at
+        .and_then(|t| now.duration_since(t).ok())
+        .filter(|d| *d <= elapsed && state.status == TaskStatus::Running);
     let polls = prev.polls.unwrap_or(0).saturating_add(1);
     let span = tracing::info_span!("poll", task = task_arn, status = %state.status, polls, elapsed = elapsed.as_secs());
     let _enter = span.enter();
@@ -165,6 +186,7 @@ pub async fn handle_at(
         start_kind: prev.start_kind.clone(),
         started_at,
         elapsed,
+        load_elapsed,
         polls,
     };
     let out = |status, wait| output(&run, &state, status, wait);
@@ -222,22 +244,35 @@ pub async fn handle_at(
             if elapsed > config.max_duration {
                 task.stop(task_arn).await?;
                 return Err(StepError::ReplicationTimedOut(format!(
-                    "still {} after {} s (limit {} s), {}% loaded",
-                    state.status,
+                    "still {} after {} s (limit {} s, provisioning included), {}% loaded",
+                    state.detail.as_deref().unwrap_or(state.status.as_str()),
                     elapsed.as_secs(),
                     config.max_duration.as_secs(),
                     state.full_load_progress_percent.unwrap_or(0)
                 )));
             }
+            if state.provisioning {
+                // DMS Serverless getting capacity: nothing to read a rate from.
+                return Ok(out(ReplicationStatus::Running, provisioning_wait(elapsed, config)));
+            }
+            // Readings on the load's own clock when both this and the previous
+            // one have it, else on the run's.
+            let clock = load_elapsed.unwrap_or(elapsed);
             let current = state
                 .full_load_progress_percent
                 .filter(|_| state.status == TaskStatus::Running)
-                .map(|percent| Reading { elapsed, percent });
-            let previous = prev.elapsed_seconds.zip(prev.progress_percent).map(|(e, percent)| Reading {
+                .map(|percent| Reading { elapsed: clock, percent });
+            let prev_clock = if load_elapsed.is_some() {
+                prev.progress_elapsed_seconds
+            } else {
+                prev.elapsed_seconds
+            };
+            let previous = prev_clock.zip(prev.progress_percent).map(|(e, percent)| Reading {
                 elapsed: Duration::from_secs(e),
                 percent,
             });
-            let wait = next_wait(current, previous, elapsed, config);
+            let left = config.max_duration.saturating_sub(elapsed) + Duration::from_secs(1);
+            let wait = next_wait(current, previous, clock, config).min(left);
             Ok(out(ReplicationStatus::Running, wait))
         }
         other => Err(StepError::ReplicationFailed(format!(

@@ -19,8 +19,8 @@
 //! staging connection points at the same database) and the task's table
 //! mappings: the one source of the synced tables.
 //!
-//! Configuration: [`PreflightConfig`] (`REPLICATION_TASK_ARN`,
-//! `NOTIFY_ON_SUCCESS`). IAM: `dms:DescribeReplicationTasks`,
+//! Configuration: [`PreflightConfig`] (`REPLICATION_TASK_ARN` or
+//! `REPLICATION_CONFIG_ARN`, `NOTIFY_ON_SUCCESS`). IAM: `dms:DescribeReplicationTasks`,
 //! `dms:DescribeEndpoints`.
 
 use serde_json::Value;
@@ -36,20 +36,21 @@ use crate::{
 pub const MAX_TABLE_MAPPINGS: usize = 64 * 1024;
 
 /// What preflight is told: the task, and the run's settings it hands on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PreflightConfig {
+    /// The task's or the replication config's ARN.
     pub task_arn: String,
+    pub kind: super::replication::ReplicationKind,
     /// `NOTIFY_ON_SUCCESS`: also notify when a sync succeeds (default: failures only).
     pub notify_on_success: bool,
 }
 
 impl PreflightConfig {
     pub fn from_env() -> Result<Self, StepError> {
+        let (kind, task_arn) = super::replication::replication_from_env()?;
         Ok(Self {
-            task_arn: crate::config::arn(
-                "REPLICATION_TASK_ARN",
-                "the DMS task (arn:aws:dms:…:task:…)",
-            )?,
+            task_arn,
+            kind,
             notify_on_success: crate::config::flag("NOTIFY_ON_SUCCESS", false)?,
         })
     }

@@ -5,7 +5,8 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `REPLICATION_TASK_ARN` | the DMS full-load task | required |
+//! | `REPLICATION_TASK_ARN` | the DMS full-load task | this or `REPLICATION_CONFIG_ARN` |
+//! | `REPLICATION_CONFIG_ARN` | a DMS Serverless replication config (full load) | this or `REPLICATION_TASK_ARN` |
 //! | `POLL_MIN_SECONDS` | shortest wait between polls (and the first one) | 30 |
 //! | `POLL_MAX_SECONDS` | longest wait between polls | 7200 |
 //! | `MAX_REPLICATION_SECONDS` | a load running longer is stopped and fails | 43200 |
@@ -55,21 +56,83 @@ impl PollConfig {
     }
 }
 
+/// What dbsync drives: a DMS replication task or a DMS Serverless replication
+/// config. The steps treat both alike; the adapter differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationKind {
+    /// `arn:aws:dms:…:task:…`
+    Task,
+    /// `arn:aws:dms:…:replication-config:…`
+    Serverless,
+}
+
+impl ReplicationKind {
+    /// The kind an ARN names (its resource type).
+    pub fn of(arn: &str) -> Option<Self> {
+        let resource = arn.splitn(6, ':').nth(5)?;
+        if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("dms") {
+            if resource.starts_with("task:") {
+                return Some(Self::Task);
+            }
+            if resource.starts_with("replication-config:") {
+                return Some(Self::Serverless);
+            }
+        }
+        None
+    }
+}
+
+/// `REPLICATION_TASK_ARN` or `REPLICATION_CONFIG_ARN`, exactly one, each of its kind.
+pub fn replication_from_env() -> Result<(ReplicationKind, String), StepError> {
+    let pick = |var: &str, want: ReplicationKind, what: &str| {
+        config::var(var)
+            .map(|arn| match ReplicationKind::of(&arn) {
+                Some(k) if k == want => Ok(arn),
+                _ => Err(StepError::Configuration(format!(
+                    "{var} must be {what}'s ARN (arn:aws:dms:region:account:{}:…)",
+                    if want == ReplicationKind::Task {
+                        "task"
+                    } else {
+                        "replication-config"
+                    }
+                ))),
+            })
+            .transpose()
+    };
+    let task = pick("REPLICATION_TASK_ARN", ReplicationKind::Task, "a DMS task")?;
+    let serverless = pick(
+        "REPLICATION_CONFIG_ARN",
+        ReplicationKind::Serverless,
+        "a DMS Serverless replication config",
+    )?;
+    match (task, serverless) {
+        (Some(t), None) => Ok((ReplicationKind::Task, t)),
+        (None, Some(s)) => Ok((ReplicationKind::Serverless, s)),
+        (Some(_), Some(_)) => Err(StepError::Configuration(
+            "both REPLICATION_TASK_ARN and REPLICATION_CONFIG_ARN are set; set only one".into(),
+        )),
+        (None, None) => Err(StepError::Configuration(
+            "set REPLICATION_TASK_ARN (a DMS task) or REPLICATION_CONFIG_ARN (a DMS Serverless replication config)".into(),
+        )),
+    }
+}
+
 /// Everything the DMS steps read from their environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationConfig {
+    /// The task's or the replication config's ARN.
     pub task_arn: String,
+    pub kind: ReplicationKind,
     pub poll: PollConfig,
 }
 
 impl ReplicationConfig {
-    /// `REPLICATION_TASK_ARN` plus [`PollConfig::from_env`].
+    /// [`replication_from_env`] plus [`PollConfig::from_env`].
     pub fn from_env() -> Result<Self, StepError> {
+        let (kind, task_arn) = replication_from_env()?;
         Ok(Self {
-            task_arn: config::arn(
-                "REPLICATION_TASK_ARN",
-                "the DMS task (arn:aws:dms:…:task:…)",
-            )?,
+            task_arn,
+            kind,
             poll: PollConfig::from_env()?,
         })
     }
@@ -90,6 +153,8 @@ pub struct RunInfo {
     /// Seconds since the Unix epoch.
     pub started_at: u64,
     pub elapsed: Duration,
+    /// Time into the full load itself, when DMS says when it began.
+    pub load_elapsed: Option<Duration>,
     pub polls: u32,
 }
 
@@ -100,6 +165,13 @@ pub fn output(
     status: ReplicationStatus,
     wait: Duration,
 ) -> ReplicationOutput {
+    // A percentage means something only once DMS is loading.
+    let progress_percent = state.full_load_progress_percent.filter(|_| {
+        matches!(
+            status,
+            ReplicationStatus::Running | ReplicationStatus::Succeeded
+        ) && state.status != TaskStatus::Starting
+    });
     ReplicationOutput {
         task_arn: run.task_arn.clone(),
         status,
@@ -109,12 +181,9 @@ pub fn output(
         wait_seconds: wait.as_secs(),
         polls: run.polls,
         // A percentage means something only once DMS is loading.
-        progress_percent: state.full_load_progress_percent.filter(|_| {
-            matches!(
-                status,
-                ReplicationStatus::Running | ReplicationStatus::Succeeded
-            ) && state.status != TaskStatus::Starting
-        }),
+        progress_percent,
+        progress_elapsed_seconds: progress_percent.and(run.load_elapsed).map(|d| d.as_secs()),
+        detail: state.detail.clone(),
         tables_loaded: state.tables_loaded,
         tables_loading: state.tables_loading,
         tables_queued: state.tables_queued,

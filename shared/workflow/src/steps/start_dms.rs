@@ -79,6 +79,7 @@ fn started_output(
         elapsed: SystemTime::now()
             .duration_since(started_at)
             .unwrap_or_default(),
+        load_elapsed: None,
         polls: 0,
     };
     // Counts from the previous run would mislead the summary: report a fresh start.

@@ -6,9 +6,9 @@
 //! |---|---|---|
 //! | `version-check` | `steps::version_check` | `S3Source` → moto S3 |
 //! | `drop-fks`, `restore-fks`, `fix-sequences` | `dbsync_db::steps` | `Db` from a Secrets Manager secret (`SecretsManager` → moto) → PostgreSQL |
-//! | `start-dms`, `poll-dms` | `steps::{start_dms, poll_dms}` | `DmsTask` → the DMS fake (HTTP) → local replicator |
+//! | `start-dms`, `poll-dms` | `steps::{start_dms, poll_dms}` | `Replication` (a task, or a serverless config) → the DMS fake (HTTP) → local replicator |
 //! | `sns:publish` | Step Functions' SNS integration | SNS SDK → moto SNS → an SQS queue the tests read |
-//! | `preflight` | `steps::preflight` | `DmsTask` → the DMS fake |
+//! | `preflight` | `steps::preflight` | `Replication` → the DMS fake |
 //! | `lease`, `refresh-views`, `after-load` | `dbsync_db::steps` | as the database steps (the source reached by URL) |
 //! | `aws-sdk:sfn:describeExecution` | Step Functions' SDK integration | SFN SDK → moto, where every execution of the harness is registered |
 //!
@@ -41,7 +41,7 @@ use dbsync_asl::{
     run, Clock, EventType, ExecutionResult, RunOptions, ScaledClock, StateMachine, Status,
     TaskError, TaskRequest,
 };
-use dbsync_aws::{dms::DmsTask, s3::S3Source, secrets::SecretsManager};
+use dbsync_aws::{replication::Replication, s3::S3Source, secrets::SecretsManager};
 use dbsync_awstest::{unique, Moto};
 use dbsync_db::{
     fks::OrphanPolicy, secrets, steps as db_steps, verify, Budget, Db, DbConfig, Selection,
@@ -51,7 +51,11 @@ use dbsync_dmsfake::{DmsFake, FakeTask};
 use dbsync_testpg::{Cluster, TestDb, PASSWORD, PASSWORD_USER};
 use dbsync_workflow::{
     naming,
-    steps::{poll_dms, preflight, replication::PollConfig, start_dms, version_check},
+    steps::{
+        poll_dms, preflight,
+        replication::{PollConfig, ReplicationKind},
+        start_dms, version_check,
+    },
     sync_config::SyncConfig,
     StepError,
 };
@@ -163,9 +167,11 @@ pub struct Steps {
     db: StepEnv,
     versions: S3Source,
     /// start-dms's adapter (no row counts, like its Lambda).
-    start_task: DmsTask,
+    start_task: Replication,
     /// poll-dms's adapter (row counts for the summary, like its Lambda).
-    poll_task: DmsTask,
+    poll_task: Replication,
+    /// A task or a serverless replication config (from the fake's ARN).
+    kind: ReplicationKind,
     task_arn: String,
     /// The template's `NotifyOnSuccess`.
     notify_on_success: AtomicBool,
@@ -191,6 +197,7 @@ impl Steps {
             "preflight" => {
                 let config = preflight::PreflightConfig {
                     task_arn: self.task_arn.clone(),
+                    kind: self.kind,
                     notify_on_success: self.notify_on_success.load(Ordering::SeqCst),
                 };
                 out(preflight::handle(&self.start_task, &config, payload).await)
@@ -540,6 +547,8 @@ impl Harness {
             Arc::new(SecretsManager::new(sm)),
             finish,
         ));
+        let kind =
+            ReplicationKind::of(&dms.task_arn()).expect("the fake's ARN is a task or a config");
         let steps = Arc::new(Steps {
             db: StepEnv {
                 db,
@@ -560,8 +569,9 @@ impl Harness {
                 masked_in_flight: false,
             },
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
-            start_task: DmsTask::new(dms_client.clone()),
-            poll_task: DmsTask::new(dms_client).with_table_statistics(),
+            start_task: Replication::new(kind, dms_client.clone()),
+            poll_task: Replication::new(kind, dms_client).with_table_statistics(),
+            kind,
             task_arn: dms.task_arn(),
             notify_on_success: AtomicBool::new(false),
             poll: Mutex::new(PollConfig::default()),
