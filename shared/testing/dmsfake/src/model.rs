@@ -550,7 +550,7 @@ impl Inner {
 
     fn describe_replications(&self, req: &Value) -> Result<Value, ApiError> {
         for (name, values) in filters(req)? {
-            let hit = values.iter().any(|x| *x == self.task.arn);
+            let hit = values.contains(&self.task.arn);
             match name.as_str() {
                 "replication-config-arn" if hit => {}
                 "replication-config-arn" => {
