@@ -148,7 +148,7 @@ async fn execution(load: Duration, fixed_poll: Option<u64>, serverless: bool) ->
             let now = clock.now();
             let mut out: Value = match step.as_str() {
                 "preflight" => {
-                    json!({"taskArn": ARN, "target": {"server": "staging", "port": 5432, "database": "app"}, "tableMappings": "{}", "warnings": []})
+                    json!({"taskArn": ARN, "target": {"server": "staging", "port": 5432, "database": "app"}, "tableMappings": "{}", "warnings": [], "notifyOnSuccess": false})
                 }
                 "lease" => json!({"done": true, "tables": 10}),
                 "version-check" => {
