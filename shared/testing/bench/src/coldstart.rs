@@ -175,8 +175,10 @@ pub fn binaries(notes: &mut Vec<String>) -> Vec<Row> {
     let mut rows = Vec::new();
     let time = |args: &[&str]| {
         let t = Instant::now();
+        // Offline: no RDS CA bundle to download; packaging it is not what is timed.
         let ok = Command::new("make")
             .args(args)
+            .arg("RDS_CA_BUNDLE=none")
             .current_dir(root())
             .status()
             .is_ok_and(|s| s.success());
@@ -185,9 +187,11 @@ pub fn binaries(notes: &mut Vec<String>) -> Vec<Row> {
     let _ = std::fs::remove_dir_all(root().join(".aws-sam"));
     let warm = time(&["build"]);
     let touched = {
-        let lib = root().join("functions/drop-fks/src/lib.rs");
-        let text = std::fs::read_to_string(&lib).unwrap_or_default();
-        std::fs::write(&lib, &text).ok();
+        // Rewritten as it is: a new modification time, what an edit costs the build.
+        let main = root().join("functions/drop-fks/src/main.rs");
+        if let Ok(text) = std::fs::read_to_string(&main) {
+            std::fs::write(&main, text).ok();
+        }
         time(&["build"])
     };
     for step in STEPS {
