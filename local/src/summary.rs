@@ -111,11 +111,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("app.a             10            10\n"),
+            text.contains(&format!("app.a  {:>12}  {:>12}\n", 10, 10)),
             "{text}"
         );
         assert!(
-            text.contains("app.b              5             4  MISMATCH"),
+            text.contains(&format!("app.b  {:>12}  {:>12}  MISMATCH\n", 5, 4)),
             "{text}"
         );
         assert!(text.contains("1 table(s) flagged: app.b"), "{text}");
