@@ -296,19 +296,51 @@ impl StartTask for DmsTask {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_wrong_start_kind(error_code(&e), error_message(&e)) => {
-                Err(StartRefusal::WrongStartKind)
-            }
-            Err(e) => Err(StartRefusal::Failed(match error_code(&e) {
-                Some("ResourceNotFoundFault") => {
-                    StepError::ReplicationTaskNotFound(task.to_owned())
-                }
-                Some("InvalidResourceStateFault") => StepError::ReplicationTaskNotReady(
-                    error_message(&e).unwrap_or("invalid state").to_owned(),
-                ),
-                _ => classify("StartReplicationTask", &e),
-            })),
+            Err(e) => Err(start_refusal("StartReplicationTask", task, &e)),
         }
+    }
+}
+
+/// A refused start (task or serverless), named the same way for both.
+pub(crate) fn start_refusal<E>(
+    action: &str,
+    arn: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StartRefusal
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if is_wrong_start_kind(error_code(e), error_message(e)) {
+        return StartRefusal::WrongStartKind;
+    }
+    StartRefusal::Failed(match error_code(e) {
+        Some("ResourceNotFoundFault") => StepError::ReplicationTaskNotFound(arn.to_owned()),
+        Some("InvalidResourceStateFault") => StepError::ReplicationTaskNotReady(
+            error_message(e).unwrap_or("invalid state").to_owned(),
+        ),
+        _ => classify(action, e),
+    })
+}
+
+/// A stop's error (task or serverless): already stopping or stopped meets the goal.
+pub(crate) fn stop_outcome<E>(
+    action: &str,
+    arn: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Result<(), StepError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error_code(e) {
+        Some("InvalidResourceStateFault") => Ok(()),
+        Some("ResourceNotFoundFault") => Err(StepError::ReplicationTaskNotFound(arn.to_owned())),
+        _ => Err(classify(action, e)),
     }
 }
 
@@ -322,14 +354,7 @@ impl StopTask for DmsTask {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => match error_code(&e) {
-                // Already stopping or stopped: the goal is met.
-                Some("InvalidResourceStateFault") => Ok(()),
-                Some("ResourceNotFoundFault") => {
-                    Err(StepError::ReplicationTaskNotFound(task.to_owned()))
-                }
-                _ => Err(classify("StopReplicationTask", &e)),
-            },
+            Err(e) => stop_outcome("StopReplicationTask", task, &e),
         }
     }
 }

@@ -33,8 +33,8 @@ use dbsync_workflow::{
 
 use crate::{
     classify,
-    dms::{describe_endpoint, is_wrong_start_kind, system_time, TableStatistics},
-    error_code, error_message,
+    dms::{describe_endpoint, start_refusal, stop_outcome, system_time, TableStatistics},
+    error_code,
 };
 
 /// The statuses of a replication that is getting capacity before it loads.
@@ -236,18 +236,7 @@ impl StartTask for DmsServerless {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_wrong_start_kind(error_code(&e), error_message(&e)) => {
-                Err(StartRefusal::WrongStartKind)
-            }
-            Err(e) => Err(StartRefusal::Failed(match error_code(&e) {
-                Some("ResourceNotFoundFault") => {
-                    StepError::ReplicationTaskNotFound(config.to_owned())
-                }
-                Some("InvalidResourceStateFault") => StepError::ReplicationTaskNotReady(
-                    error_message(&e).unwrap_or("invalid state").to_owned(),
-                ),
-                _ => classify("StartReplication", &e),
-            })),
+            Err(e) => Err(start_refusal("StartReplication", config, &e)),
         }
     }
 }
@@ -262,14 +251,7 @@ impl StopTask for DmsServerless {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => match error_code(&e) {
-                // Already stopping or stopped: the goal is met.
-                Some("InvalidResourceStateFault") => Ok(()),
-                Some("ResourceNotFoundFault") => {
-                    Err(StepError::ReplicationTaskNotFound(config.to_owned()))
-                }
-                _ => Err(classify("StopReplication", &e)),
-            },
+            Err(e) => stop_outcome("StopReplication", config, &e),
         }
     }
 }

@@ -13,23 +13,7 @@ use dbsync_workflow::{
 };
 use tokio_postgres::{error::SqlState, types::Type, Client};
 
-use crate::{classify, sql, step_transaction, Budget, Timeouts};
-
-const SETUP_LIMIT: Duration = Duration::from_secs(10);
-
-/// Creates a bookkeeping table under the target guard (a database never
-/// opted in is refused by name before anything is created in it).
-async fn setup(
-    client: &mut Client,
-    ddl: &str,
-    timeouts: Timeouts,
-    ctx: &str,
-) -> Result<(), StepError> {
-    let budget = Budget::from_now(SETUP_LIMIT.min(timeouts.statement));
-    let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
-    tx.batch_execute(ddl).await.map_err(|e| classify(e, ctx))?;
-    tx.commit().await.map_err(|e| classify(e, ctx))
-}
+use crate::{classify, sql, Budget, Timeouts};
 
 /// Runs the `after_sync` statements this execution has not run yet, in order,
 /// each in its own transaction (with its record) under the target guard and
@@ -52,7 +36,7 @@ pub async fn after_sync(
     if statements.is_empty() {
         return Ok(out);
     }
-    setup(client, sql::CREATE_AFTER_SYNC_DONE, timeouts, ctx).await?;
+    crate::create_bookkeeping(client, sql::CREATE_AFTER_SYNC_DONE, timeouts, ctx).await?;
     let done: Vec<i32> = client
         .query_typed(sql::AFTER_SYNC_DONE, &[(&run, Type::TEXT)])
         .await
@@ -119,7 +103,7 @@ pub async fn verify(
     let ctx = "counting rows";
     let err = |e| classify(e, ctx);
     let run = execution.unwrap_or("by-hand");
-    setup(client, sql::CREATE_ROW_COUNTS, timeouts, ctx).await?;
+    crate::create_bookkeeping(client, sql::CREATE_ROW_COUNTS, timeouts, ctx).await?;
     // What to count: `schema.table` keys, as the load names them.
     let mut todo: Vec<String> = match copied {
         Some(c) => c.keys().cloned().collect(),

@@ -121,6 +121,23 @@ pub async fn selected_tables(
         .collect())
 }
 
+/// Creates a step's bookkeeping table (`ddl`, idempotent) under the target
+/// guard, so a database never opted in is refused by name before anything is
+/// created in it. A catalog-only statement: a short limit of its own,
+/// whatever is left of the step's budget.
+pub(crate) async fn create_bookkeeping(
+    client: &mut tokio_postgres::Client,
+    ddl: &str,
+    timeouts: Timeouts,
+    ctx: &str,
+) -> Result<(), dbsync_workflow::StepError> {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let budget = Budget::from_now(LIMIT.min(timeouts.statement));
+    let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
+    tx.batch_execute(ddl).await.map_err(|e| classify(e, ctx))?;
+    tx.commit().await.map_err(|e| classify(e, ctx))
+}
+
 /// Opens a step's transaction: empty search path, time limits within the
 /// budget, the dbsync lock and (with `guard`) the target opt-in check.
 pub(crate) async fn step_transaction<'a>(

@@ -31,9 +31,6 @@ use crate::{classify, selected_tables, sql, triggers, Budget, Selection, Timeout
 /// Blocks per masking statement (8 KB each: 32 MB of table).
 pub const CHUNK_BLOCKS: i64 = 4096;
 
-/// How long creating the bookkeeping table may take.
-const SETUP_LIMIT: Duration = Duration::from_secs(10);
-
 /// The columns of the selected tables (partition roots and plain tables),
 /// with what the rules need to know about each.
 const COLUMNS: &str = "
@@ -337,13 +334,7 @@ pub async fn mask(
     if plan.is_empty() {
         return Ok(out);
     }
-    // The bookkeeping table, under the target guard.
-    let setup = Budget::from_now(SETUP_LIMIT.min(timeouts.statement));
-    let tx = crate::step_transaction(client, timeouts, setup, true, ctx).await?;
-    tx.batch_execute(sql::CREATE_MASK_PROGRESS)
-        .await
-        .map_err(err)?;
-    tx.commit().await.map_err(err)?;
+    crate::create_bookkeeping(client, sql::CREATE_MASK_PROGRESS, timeouts, ctx).await?;
     let mut chunks_now = 0u32;
     let mut out_of_time = false;
     'tables: for t in plan.tables.values() {

@@ -11,10 +11,7 @@ use std::time::Duration;
 use dbsync_workflow::{io::RefreshViewsOutput, StepError};
 use tokio_postgres::{error::SqlState, types::Type, Client};
 
-use crate::{classify, selected_tables, sql, step_transaction, Budget, Selection, Timeouts};
-
-/// How long creating the bookkeeping table may take (it exists after the first run).
-const SETUP_LIMIT: Duration = Duration::from_secs(10);
+use crate::{classify, selected_tables, sql, Budget, Selection, Timeouts};
 
 /// One materialized view to refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,15 +55,7 @@ pub async fn refresh(
 ) -> Result<RefreshViewsOutput, StepError> {
     let ctx = "refreshing materialized views";
     let err = |e| classify(e, ctx);
-    // The bookkeeping table, under the target guard: a database never opted
-    // in is refused by name before anything is created in it.
-    // A catalog-only statement: a short limit of its own, whatever is left of the budget.
-    let setup = Budget::from_now(SETUP_LIMIT.min(timeouts.statement));
-    let tx = step_transaction(client, timeouts, setup, true, ctx).await?;
-    tx.batch_execute(sql::CREATE_VIEW_REFRESH)
-        .await
-        .map_err(err)?;
-    tx.commit().await.map_err(err)?;
+    crate::create_bookkeeping(client, sql::CREATE_VIEW_REFRESH, timeouts, ctx).await?;
     let views = dependent_views(&*client, selection).await?;
     let done: Vec<String> = match execution {
         Some(x) => client
