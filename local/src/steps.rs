@@ -79,6 +79,7 @@ impl LocalSteps {
                 orphan_policy: cfg.orphan_policy,
                 margin: Duration::from_secs(15),
                 sync: cfg.sync.clone(),
+                freeze: true,
                 // The local copy selects masked values from the source.
                 masked_in_flight: true,
             },

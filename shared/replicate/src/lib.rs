@@ -13,6 +13,13 @@
 //! - Each table is `TRUNCATE`d and loaded in one target transaction, with
 //!   binary `COPY … TO STDOUT` streamed into `COPY … FROM STDIN (FREEZE)`;
 //!   several tables at once on separate connections, largest first.
+//! - A table larger than one worker's share of the copy is split into block
+//!   ranges (TID range scans, PostgreSQL 14+) that several workers copy at
+//!   once, all from the same snapshot, so one big table uses every worker.
+//!   Such a table is truncated once up front and its ranges are loaded
+//!   without FREEZE (which needs the truncation in the loading transaction);
+//!   a table with user triggers on the target is never split, since
+//!   switching them off per range would serialize the ranges.
 //! - Explicit column lists: generated columns are skipped (the target
 //!   computes them), identity `ALWAYS` columns are written as they are.
 //! - Like DMS, a table that fails is counted as errored and the others go on;
@@ -68,6 +75,46 @@ pub struct ReplicateOptions {
     /// The data rules, applied in flight: the copy selects masked values from
     /// the source, so raw ones never reach the target.
     pub sync: SyncConfig,
+    /// `COPY … FREEZE` for tables loaded whole: rows arrive frozen and
+    /// all-visible, so the verification's count and later reads write no
+    /// hint bits (measured in BENCHMARKS.md; `false` only to measure it).
+    pub freeze: bool,
+}
+
+/// The smallest block range worth a worker of its own.
+pub const MIN_PIECE_BYTES: i64 = 8 * 1024 * 1024;
+
+/// How many block ranges each table (sizes in bytes, any order) is copied in
+/// by `workers` workers. A table larger than one worker's share of the whole
+/// copy is split into pieces of about half a share, so the pieces and the
+/// other tables, taken largest first, keep every worker busy to the end.
+pub fn piece_counts(sizes: &[i64], workers: usize) -> Vec<usize> {
+    let total: i64 = sizes.iter().map(|s| (*s).max(1)).sum();
+    let w = workers.max(1) as i64;
+    sizes
+        .iter()
+        .map(|&bytes| {
+            if w < 2 || bytes * w <= total || bytes < 2 * MIN_PIECE_BYTES {
+                return 1;
+            }
+            let by_share = (bytes * 2 * w + total - 1) / total;
+            by_share.min(bytes / MIN_PIECE_BYTES).max(2) as usize
+        })
+        .collect()
+}
+
+/// `n` block ranges covering a table of `blocks` blocks: `[start, end)`, the
+/// last one open (rows in blocks added after the plan are not visible to the
+/// snapshot anyway, but an open end cannot miss any).
+pub fn block_ranges(blocks: i64, n: usize) -> Vec<(i64, Option<i64>)> {
+    let n = n.max(1) as i64;
+    (0..n)
+        .map(|k| {
+            let start = blocks * k / n;
+            let end = (k + 1 < n).then(|| blocks * (k + 1) / n);
+            (start, end)
+        })
+        .collect()
 }
 
 /// One table to copy.
@@ -93,6 +140,29 @@ impl TableCopy {
     }
 }
 
+/// One table's copy, shared by the pieces it is copied in.
+struct TableJob {
+    copy: TableCopy,
+    /// Block ranges it is copied in (more than 1: truncated up front, no FREEZE).
+    pieces: usize,
+    state: Mutex<JobState>,
+}
+
+#[derive(Default)]
+struct JobState {
+    pieces_left: usize,
+    started: bool,
+    rows: u64,
+    error: Option<String>,
+}
+
+/// One unit of copy work: a whole table, or one block range of a split one.
+struct Piece {
+    job: Arc<TableJob>,
+    blocks: Option<(i64, Option<i64>)>,
+    bytes: i64,
+}
+
 /// Per-table result, for summaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableResult {
@@ -101,6 +171,8 @@ pub struct TableResult {
     pub key: String,
     pub rows: u64,
     pub error: Option<String>,
+    /// Block ranges the table was copied in (1: whole, with FREEZE).
+    pub pieces: usize,
 }
 
 /// Live progress of one replication run, readable while it runs.
@@ -302,17 +374,13 @@ pub async fn replicate(
         .get(0);
     let tables = plan(&exporter, &opts.selection).await?;
     let masks = Arc::new(dbsync_db::mask::plan(&exporter, &opts.selection, &opts.sync).await?);
-    {
-        let mut p = progress.lock().expect("progress lock");
-        p.tables_total = tables.len();
-        p.bytes_total = tables.iter().map(|t| t.bytes.max(1)).sum();
-    }
+    let workers = opts.parallelism.max(1);
+    let pieces = split(opts, &exporter, tables, workers, progress).await?;
     let queue = Arc::new(Mutex::new(
-        tables
+        pieces
             .into_iter()
             .collect::<std::collections::VecDeque<_>>(),
     ));
-    let workers = opts.parallelism.max(1);
     // A JoinSet: when the copy is stopped (this future dropped), every worker
     // is aborted with it — its session closes and its table's transaction
     // rolls back — instead of copying on behind the stop.
@@ -345,6 +413,155 @@ pub async fn replicate(
     first_err.map_or(Ok(()), Err)
 }
 
+/// The work queue: every table whole, or in block ranges when it is larger
+/// than one worker's share and can be split; largest piece first. Split
+/// tables are truncated here, before any of their ranges is loaded.
+async fn split(
+    opts: &ReplicateOptions,
+    source: &Client,
+    tables: Vec<TableCopy>,
+    workers: usize,
+    progress: &Mutex<Progress>,
+) -> Result<Vec<Piece>, StepError> {
+    let ctx = "planning the copy";
+    {
+        let mut p = progress.lock().expect("progress lock");
+        p.tables_total = tables.len();
+        p.bytes_total = tables.iter().map(|t| t.bytes.max(1)).sum();
+    }
+    let counts = piece_counts(&tables.iter().map(|t| t.bytes).collect::<Vec<_>>(), workers);
+    let row = source
+        .query_one(
+            "SELECT current_setting('server_version_num')::int4, current_setting('block_size')::int8",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(e, ctx))?;
+    // TID range scans arrived in PostgreSQL 14; before, every range would scan the whole table.
+    let (version, block_size): (i32, i64) = (row.get(0), row.get(1));
+    let target = if version >= 140_000 && counts.iter().any(|&n| n > 1) {
+        Some(opts.target.connect().await?)
+    } else {
+        None
+    };
+    let mut pieces = Vec::new();
+    for (copy, n) in tables.into_iter().zip(counts) {
+        let mut n = n;
+        if let (Some(target), true) = (&target, n > 1) {
+            n = match prepare_split(target, &copy).await {
+                Ok(true) => n,
+                Ok(false) => 1,
+                Err(e) => {
+                    // Not loaded at all: booked as errored, like a failed copy.
+                    let job = Arc::new(TableJob::new(copy, 1));
+                    job.start(progress);
+                    job.finish(progress, job.copy.bytes.max(1), Err(e));
+                    continue;
+                }
+            };
+        } else {
+            n = 1;
+        }
+        let job = Arc::new(TableJob::new(copy, n));
+        let bytes = job.copy.bytes.max(1);
+        if n == 1 {
+            pieces.push(Piece {
+                job,
+                blocks: None,
+                bytes,
+            });
+            continue;
+        }
+        let blocks = (job.copy.bytes / block_size).max(1);
+        for range in block_ranges(blocks, n) {
+            pieces.push(Piece {
+                job: job.clone(),
+                blocks: Some(range),
+                bytes: bytes / n as i64,
+            });
+        }
+    }
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    Ok(pieces)
+}
+
+/// Truncates a table that is to be copied in ranges; `false` when it has user
+/// triggers on the target (then it is copied whole, triggers off in its transaction).
+async fn prepare_split(target: &Client, t: &TableCopy) -> Result<bool, StepError> {
+    let name = t.qualified();
+    let err = |e| classify(e, &format!("copying {name}"));
+    if !dbsync_db::triggers::user_triggers(target, &name)
+        .await
+        .map_err(err)?
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    target
+        .batch_execute(&format!("TRUNCATE ONLY {name}"))
+        .await
+        .map_err(err)?;
+    Ok(true)
+}
+
+impl TableJob {
+    fn new(copy: TableCopy, pieces: usize) -> Self {
+        Self {
+            copy,
+            pieces,
+            state: Mutex::new(JobState {
+                pieces_left: pieces,
+                ..JobState::default()
+            }),
+        }
+    }
+
+    /// Marks a piece begun; `false` when the table has already failed (skip the piece).
+    fn start(&self, progress: &Mutex<Progress>) -> bool {
+        let mut s = self.state.lock().expect("job lock");
+        if !s.started {
+            s.started = true;
+            progress.lock().expect("progress lock").tables_loading += 1;
+        }
+        s.error.is_none()
+    }
+
+    /// Books one piece's outcome; the table's result once its last piece is in.
+    fn finish(&self, progress: &Mutex<Progress>, bytes: i64, result: Result<u64, StepError>) {
+        let mut s = self.state.lock().expect("job lock");
+        s.pieces_left -= 1;
+        let result_rows = result.as_ref().map(|r| *r).map_err(|_| ());
+        match result {
+            Ok(rows) => s.rows += rows,
+            Err(e) => {
+                tracing::warn!(table = %self.copy.qualified(), error = %e, "table copy failed");
+                s.error.get_or_insert(e.to_string());
+            }
+        }
+        let mut p = progress.lock().expect("progress lock");
+        p.bytes_done += bytes;
+        if let Ok(rows) = result_rows {
+            p.rows += rows;
+        }
+        if s.pieces_left > 0 {
+            return;
+        }
+        p.tables_loading -= 1;
+        if s.error.is_some() {
+            // A failed table counts no rows (its loaded ranges are not a copy).
+            p.rows -= s.rows;
+        }
+        let t = &self.copy;
+        p.results.push(TableResult {
+            table: t.qualified(),
+            key: format!("{}.{}", t.schema, t.name),
+            rows: if s.error.is_some() { 0 } else { s.rows },
+            error: s.error.clone(),
+            pieces: self.pieces,
+        });
+    }
+}
+
 /// The tables the selection covers in the source, largest first.
 pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCopy>, StepError> {
     let oids: Vec<u32> = dbsync_db::selected_tables(source, selection)
@@ -367,12 +584,12 @@ pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCop
         .collect())
 }
 
-/// One pair of connections taking tables off the queue until it is empty.
+/// One pair of connections taking pieces off the queue until it is empty.
 async fn worker(
     opts: &ReplicateOptions,
     snapshot: &str,
     masks: &MaskPlan,
-    queue: &Mutex<std::collections::VecDeque<TableCopy>>,
+    queue: &Mutex<std::collections::VecDeque<Piece>>,
     progress: &Mutex<Progress>,
 ) -> Result<(), StepError> {
     let ctx = "opening copy sessions";
@@ -391,20 +608,34 @@ async fn worker(
         .await
         .map_err(|e| classify(e, ctx))?;
     loop {
-        let Some(table) = queue.lock().expect("queue lock").pop_front() else {
+        let Some(piece) = queue.lock().expect("queue lock").pop_front() else {
             return Ok(());
         };
-        progress.lock().expect("progress lock").tables_loading += 1;
+        let job = &piece.job;
+        if !job.start(progress) {
+            // Another range of this table failed: the table is errored already.
+            job.finish(progress, piece.bytes, Ok(0));
+            continue;
+        }
+        let table = &job.copy;
         let select = masks.select_list(&table.schema, &table.name, &table.columns);
-        let result = copy_table(
+        let how = match piece.blocks {
+            None => Load::Whole {
+                freeze: opts.freeze,
+            },
+            Some((start, end)) => Load::Range { start, end },
+        };
+        let result = copy_piece(
             &source,
             &target,
-            &table,
+            table,
             &select,
+            how,
             opts.fail_table.as_deref(),
         )
         .await;
-        let failed = record(progress, &table, result);
+        let failed = result.is_err();
+        job.finish(progress, piece.bytes, result);
         // The target session may be mid-transaction after a failed COPY.
         if failed && target.batch_execute("ROLLBACK").await.is_err() {
             return Err(StepError::DatabaseUnavailable(
@@ -414,35 +645,22 @@ async fn worker(
     }
 }
 
-/// Books one table's outcome; returns whether it failed.
-fn record(progress: &Mutex<Progress>, table: &TableCopy, result: Result<u64, StepError>) -> bool {
-    let mut p = progress.lock().expect("progress lock");
-    p.tables_loading -= 1;
-    p.bytes_done += table.bytes.max(1);
-    let (rows, error) = match result {
-        Ok(rows) => (rows, None),
-        Err(e) => {
-            tracing::warn!(table = %table.qualified(), error = %e, "table copy failed");
-            (0, Some(e.to_string()))
-        }
-    };
-    p.rows += rows;
-    let failed = error.is_some();
-    p.results.push(TableResult {
-        table: table.qualified(),
-        key: format!("{}.{}", table.schema, table.name),
-        rows,
-        error,
-    });
-    failed
+/// How a piece is loaded.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// The whole table: truncated and loaded in one transaction, user triggers off.
+    Whole { freeze: bool },
+    /// Blocks `[start, end)` of a table truncated up front (no user triggers).
+    Range { start: i64, end: Option<i64> },
 }
 
-/// Truncates and loads one table in one target transaction; returns the rows copied.
-async fn copy_table(
+/// Loads one piece in one target transaction; returns the rows copied.
+async fn copy_piece(
     source: &Client,
     target: &Client,
     t: &TableCopy,
     select: &str,
+    how: Load,
     fail_table: Option<&str>,
 ) -> Result<u64, StepError> {
     let ctx = format!("copying {}", t.qualified());
@@ -452,25 +670,40 @@ async fn copy_table(
     // User triggers stay quiet for copied rows (a BEFORE INSERT trigger would
     // rewrite them, audit triggers would log them). Switched off and back on
     // inside this transaction: a crash can never leave one disabled.
-    let triggers = dbsync_db::triggers::user_triggers(target, &name)
-        .await
-        .map_err(err)?;
-    if let Some(off) = dbsync_db::triggers::triggers_statement(&name, &triggers, false) {
-        target.batch_execute(&off).await.map_err(err)?;
-    }
-    target
-        .batch_execute(&format!("TRUNCATE ONLY {name}"))
-        .await
-        .map_err(err)?;
+    let mut triggers = Vec::new();
+    let (filter, options) = match how {
+        Load::Whole { freeze } => {
+            triggers = dbsync_db::triggers::user_triggers(target, &name)
+                .await
+                .map_err(err)?;
+            if let Some(off) = dbsync_db::triggers::triggers_statement(&name, &triggers, false) {
+                target.batch_execute(&off).await.map_err(err)?;
+            }
+            target
+                .batch_execute(&format!("TRUNCATE ONLY {name}"))
+                .await
+                .map_err(err)?;
+            (String::new(), if freeze { ", FREEZE" } else { "" })
+        }
+        Load::Range { start, end } => {
+            let upper = end
+                .map(|e| format!(" AND ctid < '({e},0)'::pg_catalog.tid"))
+                .unwrap_or_default();
+            (
+                format!(" WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}"),
+                "",
+            )
+        }
+    };
     let out = source
         .copy_out(&format!(
-            "COPY (SELECT {select} FROM ONLY {name}) TO STDOUT (FORMAT binary)"
+            "COPY (SELECT {select} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
         ))
         .await
         .map_err(err)?;
     let sink = target
         .copy_in::<_, bytes::Bytes>(&format!(
-            "COPY {name} ({cols}) FROM STDIN (FORMAT binary, FREEZE)"
+            "COPY {name} ({cols}) FROM STDIN (FORMAT binary{options})"
         ))
         .await
         .map_err(err)?;
@@ -489,4 +722,45 @@ async fn copy_table(
     }
     target.batch_execute("COMMIT").await.map_err(err)?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: i64 = 1024 * 1024;
+
+    #[test]
+    fn only_a_table_larger_than_a_workers_share_is_split() {
+        // Eight even tables: nothing to gain from splitting.
+        assert_eq!(piece_counts(&[134 * MB; 8], 2), vec![1; 8]);
+        assert_eq!(piece_counts(&[134 * MB; 8], 4), vec![1; 8]);
+        // One table holding 80%: pieces of about half a worker's share.
+        let skewed = [800 * MB, 50 * MB, 50 * MB, 50 * MB, 50 * MB];
+        assert_eq!(piece_counts(&skewed, 2), vec![4, 1, 1, 1, 1]);
+        assert_eq!(piece_counts(&skewed, 4), vec![7, 1, 1, 1, 1]);
+        // One worker, or a table too small for two pieces: whole.
+        assert_eq!(piece_counts(&skewed, 1), vec![1; 5]);
+        assert_eq!(piece_counts(&[10 * MB], 4), vec![1]);
+        // A lone table is split for every worker, but not below the piece floor.
+        assert_eq!(piece_counts(&[1024 * MB], 2), vec![4]);
+        assert_eq!(piece_counts(&[20 * MB], 8), vec![2]);
+    }
+
+    #[test]
+    fn block_ranges_cover_the_table_once_and_the_last_is_open() {
+        assert_eq!(
+            block_ranges(10, 3),
+            vec![(0, Some(3)), (3, Some(6)), (6, None)]
+        );
+        assert_eq!(block_ranges(1, 1), vec![(0, None)]);
+        for (blocks, n) in [(1000, 7), (5, 4), (4096, 2)] {
+            let r = block_ranges(blocks, n);
+            assert_eq!(r.len(), n);
+            assert_eq!(r[0].0, 0);
+            for w in r.windows(2) {
+                assert_eq!(Some(w[1].0), w[0].1, "ranges meet: {r:?}");
+            }
+        }
+    }
 }

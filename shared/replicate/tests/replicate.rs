@@ -75,6 +75,7 @@ fn options(src: &TestDb, dst: &TestDb) -> ReplicateOptions {
         parallelism: 2,
         fail_table: None,
         sync: Default::default(),
+        freeze: true,
     }
 }
 
@@ -287,4 +288,123 @@ async fn a_stop_ends_every_copy_before_the_task_reports_stopped() {
         before,
         "nothing changes after the stop"
     );
+}
+
+/// A big table among small ones: with 4 workers it is copied in block
+/// ranges, all from the one snapshot, and arrives exact; a table with user
+/// triggers on the target is copied whole (its triggers off in its transaction).
+#[tokio::test]
+async fn a_table_larger_than_a_workers_share_is_copied_in_ranges() {
+    let (src, dst) = pair().await;
+    let big = "CREATE TABLE app.big (id bigint PRIMARY KEY, note text, at timestamptz);";
+    src.client()
+        .await
+        .batch_execute(&format!(
+            "{big} INSERT INTO app.big SELECT g, md5(g::text) || repeat('x', 60), now() FROM generate_series(1, 250000) g;"
+        ))
+        .await
+        .unwrap();
+    let t = dst.client().await;
+    t.batch_execute(&format!(
+        "{big} INSERT INTO app.big VALUES (-1, 'stale', now());"
+    ))
+    .await
+    .unwrap();
+    let mut opts = options(&src, &dst);
+    opts.parallelism = 4;
+    let r = LocalReplicator::new(opts);
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(
+        (state.tables_loaded, state.tables_errored),
+        (6, 0),
+        "{state:?}"
+    );
+    let p = r.progress();
+    let pieces = |table: &str| p.results.iter().find(|r| r.key == table).unwrap().pieces;
+    assert!(pieces("app.big") >= 4, "{:?}", p.results);
+    assert_eq!(pieces("app.orders"), 1);
+    assert!(
+        state.table_rows.contains(&("app.big".to_owned(), 250_000)),
+        "{:?}",
+        state.table_rows
+    );
+    assert_eq!(p.rows, 250_000 + 500 + 3000 + 2000 + 2);
+    let sum = |db: &TestDb| {
+        let url = db.url.clone();
+        async move {
+            let c = DbConfig::from_url(&url).unwrap().connect().await.unwrap();
+            let r = c
+                .query_one(
+                    "SELECT count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM app.big x",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (r.get::<_, i64>(0), r.get::<_, String>(1))
+        }
+    };
+    assert_eq!(
+        sum(&src).await,
+        sum(&dst).await,
+        "every row once, stale ones gone"
+    );
+    assert_eq!(checksums(&src).await, checksums(&dst).await);
+
+    // With a user trigger on the target, the same table is copied whole.
+    t.batch_execute(
+        "CREATE FUNCTION app.shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := 'rewritten'; RETURN NEW; END $$;
+         CREATE TRIGGER shout BEFORE INSERT ON app.big FOR EACH ROW EXECUTE FUNCTION app.shout();",
+    )
+    .await
+    .unwrap();
+    let state = run_to_end(&r, StartKind::ReloadTarget).await;
+    assert_eq!(state.tables_errored, 0, "{state:?}");
+    let p = r.progress();
+    assert_eq!(
+        p.results
+            .iter()
+            .find(|r| r.key == "app.big")
+            .unwrap()
+            .pieces,
+        1
+    );
+    assert_eq!(sum(&src).await, sum(&dst).await, "no row rewritten");
+}
+
+/// A range that fails errors its table (no rows counted for it); the others load.
+#[tokio::test]
+async fn a_failing_range_errors_its_table_only() {
+    let (src, dst) = pair().await;
+    let big = "CREATE TABLE app.big (id bigint PRIMARY KEY, note text);";
+    src.client()
+        .await
+        .batch_execute(&format!(
+            "{big} INSERT INTO app.big SELECT g, repeat('y', 100) FROM generate_series(1, 200000) g;"
+        ))
+        .await
+        .unwrap();
+    dst.client().await.batch_execute(big).await.unwrap();
+    let mut opts = options(&src, &dst);
+    opts.parallelism = 3;
+    opts.fail_table = Some("app.big".into());
+    let r = LocalReplicator::new(opts);
+    let state = run_to_end(&r, StartKind::StartReplication).await;
+    assert_eq!(
+        (state.tables_loaded, state.tables_errored),
+        (5, 1),
+        "{state:?}"
+    );
+    assert!(
+        state
+            .failed_tables
+            .iter()
+            .any(|t| t.starts_with("\"app\".\"big\"")),
+        "{state:?}"
+    );
+    assert_eq!(state.rows_loaded, Some(500 + 3000 + 2000 + 2));
+    assert!(r
+        .progress()
+        .results
+        .iter()
+        .any(|r| r.key == "app.big" && r.pieces > 1));
 }

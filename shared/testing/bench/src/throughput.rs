@@ -104,6 +104,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         parallelism: PARALLEL,
         fail_table: None,
         sync: Default::default(),
+        freeze: true,
     };
     let progress = Arc::new(Mutex::new(Progress::default()));
     let t = Instant::now();

@@ -698,6 +698,7 @@ impl Inner {
                 fail_table,
                 // DMS copies raw rows; masking is the workflow's business.
                 sync: Default::default(),
+                freeze: true,
             }));
             if let Some(provisioning) = self.task.provisioning {
                 // Serverless: the copy begins once capacity is there.
