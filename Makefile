@@ -91,7 +91,8 @@ test: deps ## everything CI runs: format, clippy, lint, all tests (real PostgreS
 	  $(MAKE) build RDS_CA_BUNDLE=$$tmp/ca.pem; rc=$$?; rm -rf $$tmp; exit $$rc
 
 bench: postgres ## benchmarks against the alternatives; writes BENCHMARKS.md
-	cargo run --release -p dbsync-bench
+	cargo build --release -p dbsync
+	cargo run --release -p dbsync-bench --
 
 # ---------------------------------------------------------------- AWS
 .PHONY: build deploy lint validate rds-ca

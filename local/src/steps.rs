@@ -79,7 +79,6 @@ impl LocalSteps {
                 orphan_policy: cfg.orphan_policy,
                 margin: Duration::from_secs(15),
                 sync: cfg.sync.clone(),
-                freeze: true,
                 // The local copy selects masked values from the source.
                 masked_in_flight: true,
             },
@@ -99,6 +98,7 @@ impl LocalSteps {
                 parallelism: cfg.parallelism,
                 fail_table: cfg.fail_table.clone(),
                 sync: cfg.sync.clone(),
+                freeze: true,
             }),
             notify,
         }
