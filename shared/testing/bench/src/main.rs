@@ -33,7 +33,7 @@ pub struct Args {
     /// Size of the sync dataset in MB.
     #[arg(long, default_value_t = 1024)]
     pub size_mb: u64,
-    /// Only these sections (sync, steps, validate, coldstart, transitions, masking, binaries).
+    /// Only these sections (sync, freeze, steps, validate, coldstart, transitions, masking, profiles, binaries).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
     /// Where to write the results table.
@@ -111,7 +111,7 @@ async fn main() {
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    if args.wants("sync") {
+    if args.wants("sync") || args.wants("freeze") {
         rows.extend(throughput::run(&args, &mut notes).await);
     }
     if args.wants("steps") {
@@ -128,6 +128,9 @@ async fn main() {
     }
     if args.wants("masking") {
         rows.extend(masking::run(&mut notes).await);
+    }
+    if args.wants("profiles") {
+        rows.extend(coldstart::profiles(&mut notes));
     }
     if args.wants("binaries") {
         rows.extend(coldstart::binaries(&mut notes));
