@@ -13,6 +13,8 @@ VENV := $(ROOT)/.venv
 export SAM_CLI_TELEMETRY := 0
 PY := $(VENV)/bin/python
 NODE_TOOLS := $(ROOT)/.ci/node_modules/.bin
+# Prints how long a step took (make test's phases).
+TIMED := $(ROOT)/.ci/timed
 REGION ?= us-east-1
 # The functions, as SAM logical id = binary (= package) name.
 FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
@@ -64,13 +66,13 @@ postgres:
 $(VENV)/.stamp: .ci/requirements-tools.txt .ci/requirements-test.txt .ci/requirements-checkov.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r .ci/requirements-tools.txt -r .ci/requirements-test.txt
+	$(TIMED) "pip: SAM CLI, cargo-lambda, moto, cfn-lint" $(VENV)/bin/pip install -q -r .ci/requirements-tools.txt -r .ci/requirements-test.txt
 	python3 -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/pip install -q -r .ci/requirements-checkov.txt
+	$(TIMED) "pip: checkov" $(VENV)/checkov/bin/pip install -q -r .ci/requirements-checkov.txt
 	touch $@
 
 .ci/node_modules/.stamp: .ci/package.json .ci/package-lock.json
-	cd .ci && npm ci --silent --no-audit --no-fund
+	cd .ci && $(TIMED) "npm: asl-validator, statelint" npm ci --silent --no-audit --no-fund
 	touch $@
 
 tools: $(VENV)/.stamp .ci/node_modules/.stamp
@@ -81,14 +83,14 @@ demo: postgres ## sync two throwaway local PostgreSQL databases through the real
 	cargo run --release -p dbsync -- demo
 
 test: deps ## everything CI runs: format, clippy, lint, all tests (real PostgreSQL, moto), sam build
-	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
-	PATH="$(VENV)/bin:$$PATH" cargo test --workspace
-	$(MAKE) lint
+	$(TIMED) fmt cargo fmt --all -- --check
+	$(TIMED) clippy cargo clippy --workspace --all-targets -- -D warnings
+	PATH="$(VENV)/bin:$$PATH" $(TIMED) "tests (build and run)" cargo test --workspace
+	$(TIMED) lint $(MAKE) lint
 	@# No network here: package a CA made for the occasion (`make build` packages RDS's).
 	tmp=$$(mktemp -d) && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=dbsync-make-test-ca \
 	  -keyout $$tmp/key.pem -out $$tmp/ca.pem 2>/dev/null && \
-	  $(MAKE) build RDS_CA_BUNDLE=$$tmp/ca.pem; rc=$$?; rm -rf $$tmp; exit $$rc
+	  $(TIMED) "sam build" $(MAKE) build RDS_CA_BUNDLE=$$tmp/ca.pem; rc=$$?; rm -rf $$tmp; exit $$rc
 
 bench: postgres ## benchmarks against the alternatives; writes BENCHMARKS.md
 	cargo build --release -p dbsync
