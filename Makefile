@@ -15,6 +15,8 @@ PY := $(VENV)/bin/python
 NODE_TOOLS := $(ROOT)/.ci/node_modules/.bin
 # Prints how long a step took (make test's phases).
 TIMED := $(ROOT)/.ci/timed
+# The dbsync CLI (lint uses its `asl substitute`).
+DBSYNC ?= cargo run -q -p dbsync --
 REGION ?= us-east-1
 # The functions, as SAM logical id = binary (= package) name.
 FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
@@ -86,7 +88,9 @@ test: deps ## everything CI runs: format, clippy, lint, all tests (real PostgreS
 	$(TIMED) fmt cargo fmt --all -- --check
 	$(TIMED) clippy cargo clippy --workspace --all-targets -- -D warnings
 	PATH="$(VENV)/bin:$$PATH" $(TIMED) "tests (build and run)" cargo test --workspace
-	$(TIMED) lint $(MAKE) lint
+	@# The CLI the tests just built: `cargo run -p dbsync` alone resolves other
+	@# features than the workspace's test build and would compile again.
+	$(TIMED) lint $(MAKE) lint DBSYNC=$(CARGO_TARGET_DIR)/debug/dbsync
 	@# No network here: package a CA made for the occasion (`make build` packages RDS's).
 	tmp=$$(mktemp -d) && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=dbsync-make-test-ca \
 	  -keyout $$tmp/key.pem -out $$tmp/ca.pem 2>/dev/null && \
@@ -131,7 +135,7 @@ deploy: build ## sam deploy (CONFIG_ENV=staging|production picks a samconfig env
 lint: tools ## cfn-lint, sam validate, asl-validator, statelint, checkov
 	PATH="$(VENV)/bin:$$PATH" cfn-lint template.yaml
 	PATH="$(VENV)/bin:$$PATH" sam validate --lint --region $(REGION) --template template.yaml
-	@tmp=$$(mktemp -d); cargo run -q -p dbsync -- asl substitute --definition statemachine/db-sync.asl.json > $$tmp/db-sync.asl.json; \
+	@tmp=$$(mktemp -d); $(DBSYNC) asl substitute --definition statemachine/db-sync.asl.json > $$tmp/db-sync.asl.json; \
 	  $(NODE_TOOLS)/asl-validator --json-path $$tmp/db-sync.asl.json && \
 	  $(NODE_TOOLS)/statelint $$tmp/db-sync.asl.json && echo "statelint: ok"; rc=$$?; rm -rf $$tmp; exit $$rc
 	$(VENV)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
