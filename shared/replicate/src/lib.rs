@@ -446,9 +446,8 @@ async fn split(
     };
     let mut pieces = Vec::new();
     for (copy, n) in tables.into_iter().zip(counts) {
-        let mut n = n;
-        if let (Some(target), true) = (&target, n > 1) {
-            n = match prepare_split(target, &copy).await {
+        let n = match (&target, n > 1) {
+            (Some(target), true) => match prepare_split(target, &copy).await {
                 Ok(true) => n,
                 Ok(false) => 1,
                 Err(e) => {
@@ -458,10 +457,9 @@ async fn split(
                     job.finish(progress, job.copy.bytes.max(1), Err(e));
                     continue;
                 }
-            };
-        } else {
-            n = 1;
-        }
+            },
+            _ => 1,
+        };
         let job = Arc::new(TableJob::new(copy, n));
         let bytes = job.copy.bytes.max(1);
         if n == 1 {

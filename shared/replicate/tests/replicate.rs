@@ -290,26 +290,32 @@ async fn a_stop_ends_every_copy_before_the_task_reports_stopped() {
     );
 }
 
-/// A big table among small ones: with 4 workers it is copied in block
-/// ranges, all from the one snapshot, and arrives exact; a table with user
-/// triggers on the target is copied whole (its triggers off in its transaction).
-#[tokio::test]
-async fn a_table_larger_than_a_workers_share_is_copied_in_ranges() {
+/// [`pair`] plus `app.big` with `rows` rows (about 100 bytes each) in the
+/// source and empty in the target: large enough to be split.
+async fn pair_with_big_table(rows: i64) -> (TestDb, TestDb) {
     let (src, dst) = pair().await;
     let big = "CREATE TABLE app.big (id bigint PRIMARY KEY, note text, at timestamptz);";
     src.client()
         .await
         .batch_execute(&format!(
-            "{big} INSERT INTO app.big SELECT g, md5(g::text) || repeat('x', 60), now() FROM generate_series(1, 250000) g;"
+            "{big} INSERT INTO app.big SELECT g, md5(g::text) || repeat('x', 60), now() FROM generate_series(1, {rows}) g;"
         ))
         .await
         .unwrap();
+    dst.client().await.batch_execute(big).await.unwrap();
+    (src, dst)
+}
+
+/// A big table among small ones: with 4 workers it is copied in block
+/// ranges, all from the one snapshot, and arrives exact; a table with user
+/// triggers on the target is copied whole (its triggers off in its transaction).
+#[tokio::test]
+async fn a_table_larger_than_a_workers_share_is_copied_in_ranges() {
+    let (src, dst) = pair_with_big_table(250_000).await;
     let t = dst.client().await;
-    t.batch_execute(&format!(
-        "{big} INSERT INTO app.big VALUES (-1, 'stale', now());"
-    ))
-    .await
-    .unwrap();
+    t.batch_execute("INSERT INTO app.big VALUES (-1, 'stale', now());")
+        .await
+        .unwrap();
     let mut opts = options(&src, &dst);
     opts.parallelism = 4;
     let r = LocalReplicator::new(opts);
@@ -374,16 +380,7 @@ async fn a_table_larger_than_a_workers_share_is_copied_in_ranges() {
 /// A range that fails errors its table (no rows counted for it); the others load.
 #[tokio::test]
 async fn a_failing_range_errors_its_table_only() {
-    let (src, dst) = pair().await;
-    let big = "CREATE TABLE app.big (id bigint PRIMARY KEY, note text);";
-    src.client()
-        .await
-        .batch_execute(&format!(
-            "{big} INSERT INTO app.big SELECT g, repeat('y', 100) FROM generate_series(1, 200000) g;"
-        ))
-        .await
-        .unwrap();
-    dst.client().await.batch_execute(big).await.unwrap();
+    let (src, dst) = pair_with_big_table(200_000).await;
     let mut opts = options(&src, &dst);
     opts.parallelism = 3;
     opts.fail_table = Some("app.big".into());
