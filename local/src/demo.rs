@@ -206,7 +206,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         sync: Default::default(),
     };
     let t = Timer::start();
-    let result = run_with_lock(&cfg, false).await?;
+    let result = run_with_lock(&cfg, false).await?.result;
     let sync_secs = t.secs();
     let _ = std::fs::remove_dir_all(&versions);
     if result.status != dbsync_asl::Status::Succeeded {

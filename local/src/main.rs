@@ -4,10 +4,12 @@ mod config;
 mod demo;
 mod diagram;
 mod pgpass;
+mod plan;
 mod progress;
 mod run;
 mod steps;
 mod summary;
+mod wording;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -45,6 +47,11 @@ struct SyncArgs {
     /// What to do with orphan rows when validating restored FKs.
     #[arg(long, default_value = "fail", value_parser = ["fail", "delete", "keep-not-valid"])]
     orphan_policy: String,
+    /// Copy a column whose staging type holds every production value (int →
+    /// bigint, varchar(5) → text, …) through a cast instead of refusing the
+    /// run (also `allow_lossless_casts: true` in the config file).
+    #[arg(long)]
+    allow_lossless_casts: bool,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +183,13 @@ enum AslCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `dbsync plan | head -1`: end quietly when the reader goes away, like
+    // other Unix tools, instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DBSYNC_LOG")
@@ -188,13 +202,32 @@ async fn main() -> ExitCode {
             std::env::var_os("NO_COLOR"),
         ))
         .init();
-    match dispatch(Cli::parse().command).await {
+    let command = Cli::parse().command;
+    let json = matches!(
+        command,
+        Command::Run { json: true, .. } | Command::Plan { json: true, .. }
+    );
+    match dispatch(command).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}: {e}", e.name());
+            let message = wording::local(&e.to_string());
+            // --json: one document on stdout for every outcome; nothing had changed yet.
+            if json {
+                print_json(&json!({
+                    "status": "FAILED",
+                    "error": e.name(),
+                    "cause": message,
+                    "changed": "nothing",
+                }));
+            }
+            eprintln!("error: {}: {message}", e.name());
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_json(doc: &Value) {
+    println!("{}", serde_json::to_string_pretty(doc).expect("json"));
 }
 
 /// Whether log lines may carry ANSI colours.
@@ -212,6 +245,16 @@ fn mappings(args: &SyncArgs) -> Result<Option<String>, StepError> {
             })
         })
         .transpose()
+}
+
+/// The `--config` file (or none), with the command line's opt-ins.
+fn sync_config(args: &SyncArgs) -> Result<SyncConfig, StepError> {
+    let mut sync = match &args.config {
+        Some(path) => SyncConfig::load(path)?,
+        None => SyncConfig::default(),
+    };
+    sync.allow_lossless_casts |= args.allow_lossless_casts;
+    Ok(sync)
 }
 
 fn selection(args: &SyncArgs) -> Result<Selection, StepError> {
@@ -261,21 +304,20 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 parallelism,
                 time_scale: 0.05,
                 fail_table: inject_copy_failure,
-                sync: match &sync.config {
-                    Some(path) => SyncConfig::load(path)?,
-                    None => SyncConfig::default(),
-                },
+                sync: sync_config(&sync)?,
             };
-            let result = run_with_lock(&cfg, json).await?;
+            before_the_lock(&cfg).await?;
+            let run = run_with_lock(&cfg, json).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&structured(result.to_json())).expect("json")
-                );
+                print_json(&run_document(&run));
             } else {
-                report(&result);
+                report(&run);
             }
-            Ok(exit_code(&result))
+            Ok(if run.interrupted {
+                ExitCode::from(130)
+            } else {
+                exit_code(&run.result)
+            })
         }
         Command::Plan {
             target,
@@ -283,14 +325,14 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             sync,
             json,
         } => {
-            plan(
+            plan::plan(
                 &db("--target", &target)?,
                 source.as_deref().map(|s| db("--source", s)).transpose()?,
                 &selection(&sync)?,
+                &sync_config(&sync)?,
                 json,
             )
-            .await?;
-            Ok(ExitCode::SUCCESS)
+            .await
         }
         Command::InitTarget {
             print_sql: true, ..
@@ -304,11 +346,17 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             })?;
             let cfg = db("--target", &target)?;
             let mut client = cfg.connect().await?;
+            let already = dbsync_db::target::is_target(&mut client).await?;
             dbsync_db::target::init_target(&mut client).await?;
-            println!(
-                "{} is now a dbsync target (schema dbsync created).",
-                cfg.describe()
-            );
+            if already {
+                println!("{} is already a dbsync target.", cfg.describe());
+            } else {
+                println!(
+                    "{} is now a dbsync target (schema dbsync created).",
+                    cfg.describe()
+                );
+            }
+            println!("next: dbsync plan --source PRODUCTION_URL --target STAGING_URL, then dbsync run with the same URLs and --version-query SQL (or --versions DIR)");
             Ok(ExitCode::SUCCESS)
         }
         Command::Asl {
@@ -372,10 +420,11 @@ fn exit_code(result: &ExecutionResult) -> ExitCode {
 
 /// A failed step's cause is Lambda's error document as text; its message is what a person reads.
 fn cause_message(cause: &str) -> String {
-    serde_json::from_str::<Value>(cause)
+    let message = serde_json::from_str::<Value>(cause)
         .ok()
         .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| cause.to_owned())
+        .unwrap_or_else(|| cause.to_owned());
+    wording::local(&message)
 }
 
 /// `--json`: the cause as the JSON document it is, not a string holding JSON.
@@ -388,109 +437,97 @@ fn structured(mut doc: Value) -> Value {
     doc
 }
 
-fn report(result: &ExecutionResult) {
-    match result.status {
-        Status::Succeeded => {
-            println!(
-                "sync succeeded ({} state transitions)",
-                result.state_transitions
-            );
-            if let Some(out) = &result.output {
-                print!("{}", summary::render(out));
-            }
-        }
-        _ => println!(
-            "sync {}: {}: {}",
-            format!("{:?}", result.status).to_uppercase(),
-            result.error.as_deref().unwrap_or("?"),
-            cause_message(result.cause.as_deref().unwrap_or(""))
-        ),
+/// `run --json`'s one document: the execution's result and what the copy did.
+fn run_document(run: &run::LocalRun) -> Value {
+    let mut doc = structured(run.result.to_json());
+    if let Some(m) = doc.pointer("/cause/errorMessage").and_then(Value::as_str) {
+        doc["cause"]["errorMessage"] = Value::String(wording::local(m));
     }
+    let (refreshed, not) = run.tables();
+    doc["tables"] = json!({"refreshed": refreshed, "notRefreshed": not});
+    doc["interrupted"] = Value::Bool(run.interrupted);
+    doc
 }
 
-async fn plan(
-    target: &DbConfig,
-    source: Option<DbConfig>,
-    selection: &Selection,
-    as_json: bool,
-) -> Result<(), StepError> {
-    let mut client = target.connect().await?;
-    let opted_in = dbsync_db::target::is_target(&mut client).await?;
-    let fks = dbsync_db::fks::plan(&mut client, selection).await?;
-    let checks = dbsync_db::fks::plan_checks(&mut client, selection).await?;
-    let tables = dbsync_db::selected_tables(&client, selection).await?;
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let seqs = dbsync_db::sequences::sequence_uses(&client, &oids).await?;
-    let copy = match &source {
-        Some(s) => Some(dbsync_replicate::plan(&s.connect().await?, selection).await?),
-        None => None,
-    };
-    if !as_json {
-        print_plan(target, opted_in, &fks, &checks, &seqs, copy.as_deref());
-        return Ok(());
+/// Checks made before the run lock, on the two URLs as given: two different
+/// databases, the right way round.
+async fn before_the_lock(cfg: &RunConfig) -> Result<(), StepError> {
+    let mut source = cfg
+        .source
+        .connect()
+        .await
+        .map_err(|e| side("--source", e))?;
+    let mut target = cfg
+        .target
+        .connect()
+        .await
+        .map_err(|e| side("--target", e))?;
+    if dbsync_db::schema::same_database(&source, &target).await? {
+        return Err(StepError::SameDatabase(format!(
+            "--source and --target both reach {}",
+            cfg.target.describe()
+        )));
     }
-    let doc = json!({
-        "target": target.describe(),
-        "optedIn": opted_in,
-        "foreignKeysToDrop": fks.iter().map(|(c, n, p)| json!({"table": c, "constraint": n, "references": p})).collect::<Vec<_>>(),
-        "notValidChecksToLift": checks.iter().map(|(t, n, d)| json!({"table": t, "constraint": n, "definition": d})).collect::<Vec<_>>(),
-        "sequencesToFix": seqs.iter().map(|s| json!({"sequence": s.name, "columns": s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-        "tablesToCopy": copy.map(|c| c.iter().map(|t| t.qualified()).collect::<Vec<_>>()),
-    });
-    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
-    if !opted_in {
-        eprintln!(
-            "note: {} is not opted in; run `dbsync init-target --target …` first",
-            target.describe()
-        );
+    if !dbsync_db::target::is_target(&mut target).await?
+        && dbsync_db::target::is_target(&mut source).await?
+    {
+        return Err(StepError::SourceTargetSwapped(format!(
+            "the source {} is an opted-in staging database and the target {} is not",
+            cfg.source.describe(),
+            cfg.target.describe()
+        )));
     }
     Ok(())
 }
 
-/// `plan`'s readable form.
-fn print_plan(
-    target: &DbConfig,
-    opted_in: bool,
-    fks: &[(String, String, String)],
-    checks: &[(String, String, String)],
-    seqs: &[dbsync_db::sequences::SequenceUse],
-    copy: Option<&[dbsync_replicate::TableCopy]>,
-) {
-    println!(
-        "target {}: {}",
-        target.describe(),
-        if opted_in {
-            "opted in"
-        } else {
-            "NOT opted in (run `dbsync init-target` first)"
+/// A connection error, saying which flag's database it is.
+pub(crate) fn side(flag: &str, e: StepError) -> StepError {
+    match e {
+        StepError::DatabaseUnavailable(m) => StepError::DatabaseUnavailable(format!("{flag}: {m}")),
+        StepError::AuthenticationFailed(m) => {
+            StepError::AuthenticationFailed(format!("{flag}: {m}"))
         }
-    );
-    println!("\nforeign keys to lift and restore ({}):", fks.len());
-    for (table, name, parent) in fks {
-        println!("  {table:<40} {name:<40} → {parent}");
+        StepError::Configuration(m) => StepError::Configuration(format!("{flag}: {m}")),
+        StepError::Tls(m) => StepError::Tls(format!("{flag}: {m}")),
+        other => other,
+    }
+}
+
+fn report(run: &run::LocalRun) {
+    let result = &run.result;
+    if result.status == Status::Succeeded {
+        println!(
+            "sync succeeded ({} state transitions)",
+            result.state_transitions
+        );
+        if let Some(out) = &result.output {
+            print!("{}", summary::render(out));
+        }
+        return;
     }
     println!(
-        "\nCHECK … NOT VALID constraints to lift and restore ({}):",
-        checks.len()
+        "sync {}: {}: {}",
+        format!("{:?}", result.status).to_uppercase(),
+        result.error.as_deref().unwrap_or("?"),
+        cause_message(result.cause.as_deref().unwrap_or(""))
     );
-    for (table, name, _) in checks {
-        println!("  {table:<40} {name}");
+    let (refreshed, not) = run.tables();
+    if refreshed.is_empty() && not.is_empty() {
+        println!("no table was copied");
+    } else {
+        println!("refreshed ({}): {}", refreshed.len(), list(&refreshed));
+        println!("not refreshed ({}): {}", not.len(), list(&not));
     }
-    println!("\nsequences to move past the data ({}):", seqs.len());
-    for s in seqs {
-        let cols: Vec<String> = s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
-        println!("  {:<40} {}", s.name, cols.join(", "));
+    if run.interrupted {
+        println!("interrupted: staging's foreign keys, sequences and run lease were put back; run again to refresh it");
     }
-    match copy {
-        Some(tables) => {
-            println!("\ntables to copy ({}):", tables.len());
-            for t in tables {
-                println!("  {}", t.qualified());
-            }
-        }
-        None => println!(
-            "\ntables to copy: not known without --source (the copy reads production's tables)"
-        ),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
     }
 }
 

@@ -121,7 +121,7 @@ fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> St
         "Preflight" => {
             let warnings = r("warnings").as_array().map_or(0, Vec::len);
             format!(
-                "DMS task fit for a sync; {warnings} warning(s){}",
+                "copy set up for a sync; {warnings} warning(s){}",
                 if warnings > 0 { " (see --json)" } else { "" }
             )
         }
@@ -145,7 +145,7 @@ fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> St
                 )
             }
         }
-        "StopReplication" => format!("task {}", r("status").as_str().unwrap_or("?")),
+        "StopReplication" => format!("copy {}", r("status").as_str().unwrap_or("?")),
         "FixSequencesAfterFailure" => {
             format!("{} sequences, {} moved", r("sequences"), r("changed"))
         }
@@ -159,7 +159,7 @@ fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> St
             r("tables"),
             r("dropped")
         ),
-        "StartReplication" => "replication started".into(),
+        "StartReplication" => "copy started".into(),
         "PollReplication" => {
             // Fields DMS does not report yet (while starting) are left out, never printed as null.
             let mut parts = vec![r("status").as_str().unwrap_or("?").to_owned()];
@@ -243,11 +243,11 @@ impl Observer for Progress {
                     ));
                 }
             }
+            // The name only: the cause is the run's last line (or the next state's).
             EventType::TaskFailed => self.line(&format!(
-                "{} {name:<30} failed: {} {}",
+                "{} {name:<30} failed: {}",
                 self.elapsed(),
                 e.error.as_deref().unwrap_or(""),
-                e.cause.as_deref().unwrap_or("")
             )),
             _ => {}
         }

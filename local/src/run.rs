@@ -103,17 +103,128 @@ impl RunLock {
     }
 }
 
-/// Runs one sync holding the target's run lock (a second run at once is refused).
-pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<ExecutionResult, StepError> {
+/// What a local run ended with.
+pub struct LocalRun {
+    pub result: ExecutionResult,
+    /// What the local copy did (empty when it never started).
+    pub copy: dbsync_replicate::Progress,
+    /// Ctrl-C or SIGTERM stopped it.
+    pub interrupted: bool,
+}
+
+impl LocalRun {
+    /// Tables loaded in full, and the others the selection covers, as
+    /// `schema.table` (with the reason where one table's copy failed).
+    pub fn tables(&self) -> (Vec<String>, Vec<String>) {
+        let refreshed = self
+            .copy
+            .results
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| r.key.clone())
+            .collect();
+        let mut not: Vec<String> = self
+            .copy
+            .results
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.key)))
+            .collect();
+        let unfinished = self
+            .copy
+            .tables_total
+            .saturating_sub(self.copy.results.len());
+        if unfinished > 0 {
+            not.push(format!("{unfinished} table(s) not copied"));
+        }
+        (refreshed, not)
+    }
+}
+
+/// Runs one sync holding the target's run lock (a second run at once is
+/// refused). The first Ctrl-C (or SIGTERM) stops the copy and lets the
+/// state machine's failure path put staging back; a second one exits at once.
+pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<LocalRun, StepError> {
     let lock = RunLock::acquire(&cfg.target).await?;
     let progress = Arc::new(Progress::new(quiet));
-    let p = progress.clone();
-    let notify = Box::new(move |subject: &str, message: &str| {
-        p.line(&format!("SNS notification: {subject}: {message}"))
+    // Notifications go to SNS on AWS; locally the final report says the same.
+    let notify = Box::new(|subject: &str, _message: &str| {
+        tracing::info!(subject, "notification (published to SNS on AWS)")
     });
     let steps = Arc::new(LocalSteps::new(cfg, notify));
-    let result = run_sync(cfg, steps, progress.clone()).await;
+    let watcher = tokio::spawn(watch_signals(
+        steps.interrupt_flag(),
+        progress.clone(),
+        cfg.target.clone(),
+    ));
+    let result = run_sync(cfg, steps.clone(), progress.clone()).await;
+    watcher.abort();
     progress.finish();
     lock.release().await;
-    result
+    Ok(LocalRun {
+        result: result?,
+        copy: steps.copy_progress(),
+        interrupted: steps.interrupted(),
+    })
+}
+
+/// First signal: ask the steps to stop (they fail with `Interrupted` and the
+/// state machine compensates). Second: say what is left and exit now.
+async fn watch_signals(
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    progress: Arc<Progress>,
+    target: DbConfig,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            _ = term.recv() => {}
+        }
+        seen += 1;
+        if seen == 1 {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            progress.line(
+                "interrupted: stopping the copy, then putting staging's foreign keys, sequences and lease back (press Ctrl-C again to exit at once)",
+            );
+            continue;
+        }
+        progress.finish();
+        eprintln!("{}", left_behind(&target).await);
+        std::process::exit(130);
+    }
+}
+
+/// What an exit in the middle leaves on staging, read in at most a few seconds.
+async fn left_behind(target: &DbConfig) -> String {
+    let read = async {
+        let client = target.connect().await.ok()?;
+        let saved = client
+            .query_one("SELECT pg_catalog.count(*) FROM dbsync.saved_fk", &[])
+            .await
+            .ok()
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        let lease = dbsync_db::lease::holder(&client).await.ok().flatten();
+        Some((saved, lease.is_some()))
+    };
+    let found = tokio::time::timeout(Duration::from_secs(3), read)
+        .await
+        .ok()
+        .flatten();
+    let what = match found {
+        Some((0, false)) => "nothing is left to put back".to_owned(),
+        Some((saved, held)) => format!(
+            "left on staging: {saved} foreign key(s) saved in dbsync.saved_fk and not restored{}",
+            if held { ", and the run lease" } else { "" }
+        ),
+        None => {
+            "staging may be left with foreign keys saved but not restored and the run lease held"
+                .into()
+        }
+    };
+    format!("exiting at once: {what}; the next `dbsync run` takes the lease over and restores them (`dbsync plan` shows what is waiting)")
 }

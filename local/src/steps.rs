@@ -2,7 +2,13 @@
 //! functions run, with local adapters (the local replicator in DMS's place,
 //! version files or a query), and SNS publishes handed to a notifier.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use dbsync_asl::{TaskError, TaskRequest};
 use dbsync_db::{
@@ -10,7 +16,7 @@ use dbsync_db::{
 };
 use dbsync_replicate::{LocalReplicator, ReplicateOptions};
 use dbsync_workflow::{
-    ports::{EndpointInfo, InspectTask, TaskConfig, TaskStatus},
+    ports::{EndpointInfo, InspectTask, StopTask, TaskConfig, TaskStatus},
     steps::{poll_dms, preflight, start_dms, version_check},
     StepError,
 };
@@ -45,7 +51,9 @@ impl InspectTask for LocalTask {
             server: self.target.host(),
             port: self.target.port().map(i32::from),
             database: self.target.database(),
-            after_connect_script: None,
+            // What this script does on DMS, the local replicator does itself:
+            // user triggers are off for each table's load.
+            after_connect_script: Some("SET session_replication_role = replica".into()),
         })
     }
 }
@@ -61,6 +69,9 @@ pub struct LocalSteps {
     versions: Versions,
     replicator: LocalReplicator,
     notify: Notifier,
+    /// Set by Ctrl-C / SIGTERM: the steps that move the run forward refuse,
+    /// the ones that put staging back go on.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl LocalSteps {
@@ -101,6 +112,32 @@ impl LocalSteps {
                 freeze: true,
             }),
             notify,
+            interrupted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        self.interrupted.clone()
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// What the local copy has done so far.
+    pub fn copy_progress(&self) -> dbsync_replicate::Progress {
+        self.replicator.progress()
+    }
+
+    /// Whether a step moves the run forward (refused once interrupted) or
+    /// puts staging back (restore, sequences, the lease's release, stopping
+    /// the copy), which must run whatever happens.
+    fn moves_forward(step: &str, payload: &Value) -> bool {
+        match step {
+            "restore-fks" | "fix-sequences" => false,
+            "lease" => payload["action"] != "release",
+            "poll-dms" => payload["mode"] != "stop",
+            _ => true,
         }
     }
 
@@ -153,6 +190,21 @@ impl LocalSteps {
     async fn step(&self, step: &str, payload: Value) -> Result<Value, StepError> {
         fn out<T: serde::Serialize>(r: Result<T, StepError>) -> Result<Value, StepError> {
             r.map(|v| serde_json::to_value(v).expect("step outputs serialize"))
+        }
+        if self.interrupted() && Self::moves_forward(step, &payload) {
+            if step == "poll-dms" {
+                // The failure path stops it too; stopping now ends the copy sooner.
+                let _ = StopTask::stop(&self.replicator, LOCAL_TASK_ARN).await;
+            }
+            let during = match step {
+                "poll-dms" => "the copy",
+                "after-load" => "the work after the copy",
+                "refresh-views" => "the view refresh",
+                _ => "the checks before any change",
+            };
+            return Err(StepError::Interrupted(format!(
+                "Ctrl-C or SIGTERM during {during}"
+            )));
         }
         // Lambda limits: restore may use 15 minutes, the others get 5.
         let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.env.margin);

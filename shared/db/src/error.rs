@@ -22,7 +22,11 @@ pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
         ];
         return if code == NOT_OPTED_IN {
             // The guard raises the database's name as the whole message.
-            StepError::TargetNotOptedIn { database: message }
+            StepError::TargetNotOptedIn {
+                database: message,
+                // Our own guard's DETAIL (never a row value): the name a copied marker holds.
+                marker: db.detail().filter(|d| !d.is_empty()).map(str::to_owned),
+            }
         } else if *state == SqlState::INVALID_PASSWORD
             || *state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
@@ -49,6 +53,11 @@ pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
                 message: format!("{message} (while {context})"),
             }
         };
+    }
+    if e.to_string().contains("password missing") {
+        return StepError::AuthenticationFailed(
+            "the server asks for a password and none was given — put it in PGPASSWORD or ~/.pgpass (or the secret)".into(),
+        );
     }
     if is_tls(&e) {
         return StepError::Tls(format!(

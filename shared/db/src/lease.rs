@@ -155,6 +155,16 @@ async fn acquire(
     let source_checked = match cx.source {
         Some(source) => {
             reach_source(source).await?;
+            // Same database, a selection that covers tables, compatible
+            // schemas: all refused here, before the lease and any change.
+            let production = source.client().await?;
+            crate::schema::gate(
+                &production,
+                client,
+                &selection,
+                cx.sync.allow_lossless_casts,
+            )
+            .await?;
             true
         }
         None => false,

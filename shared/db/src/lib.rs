@@ -14,6 +14,7 @@
 //! - [`lease`]: one sync at a time per target, however it was started.
 //! - [`views`]: materialized views over the synced tables, refreshed after the load.
 //! - [`version`]: schema versions read with a query (version-check's `sql` source).
+//! - [`schema`]: production's and staging's synced tables compared before any change.
 //! - [`verify`]: compare two databases after a sync (the demo and the tests).
 //!
 //! The SQL of the steps lives in [`sql`]; the read-only checks of [`verify`]
@@ -26,6 +27,7 @@ mod error;
 pub mod fks;
 pub mod lease;
 pub mod mask;
+pub mod schema;
 pub mod secrets;
 mod selection;
 pub mod sequences;

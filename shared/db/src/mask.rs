@@ -117,16 +117,42 @@ impl MaskPlan {
         self.tables.values().map(|t| t.columns.len()).sum()
     }
 
+    /// The rules that mask `schema.table`, for messages: "data rule `age` on column age".
+    pub fn rules_on(&self, schema: &str, table: &str) -> Option<String> {
+        let t = self.tables.get(&(schema.to_owned(), table.to_owned()))?;
+        Some(
+            t.columns
+                .iter()
+                .map(|c| format!("data rule `{}` on column {}", c.key, c.column))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
+
     /// The select list for copying `schema.table`'s `columns` with the rules
     /// applied (each masked column keeps its name).
-    pub fn select_list(&self, schema: &str, table: &str, columns: &[String]) -> String {
+    ///
+    /// `casts` (column → staging's type) wraps a column in `CAST(… AS type)`,
+    /// for the lossless casts the schema check allowed.
+    pub fn select_list(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &[String],
+        casts: &std::collections::BTreeMap<String, String>,
+    ) -> String {
         let mask = self.tables.get(&(schema.to_owned(), table.to_owned()));
         columns
             .iter()
             .map(|c| {
                 let quoted = sql::ident(c);
-                match mask.and_then(|m| m.columns.iter().find(|x| &x.column == c)) {
-                    Some(m) => format!("{} AS {quoted}", m.expr),
+                let value = match mask.and_then(|m| m.columns.iter().find(|x| &x.column == c)) {
+                    Some(m) => m.expr.clone(),
+                    None => quoted.clone(),
+                };
+                match casts.get(c) {
+                    Some(to) => format!("CAST({value} AS {to}) AS {quoted}"),
+                    None if value != quoted => format!("{value} AS {quoted}"),
                     None => quoted,
                 }
             })

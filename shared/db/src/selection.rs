@@ -21,6 +21,7 @@ enum Action {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {
+    id: String,
     action: Action,
     schema: String,
     table: String,
@@ -99,6 +100,7 @@ impl Selection {
                 )));
             }
             parsed.push(Rule {
+                id,
                 action,
                 schema,
                 table,
@@ -137,12 +139,39 @@ impl Selection {
         let Some(rules) = &self.rules else {
             return true;
         };
-        let hit = |r: &Rule| match r.action {
-            Action::Explicit => r.schema == schema && r.table == table,
-            _ => like(&r.schema, schema) && like(&r.table, table),
+        rules
+            .iter()
+            .any(|r| r.action != Action::Exclude && r.hits(schema, table))
+            && !rules
+                .iter()
+                .any(|r| r.action == Action::Exclude && r.hits(schema, table))
+    }
+
+    /// The include and explicit rules that select none of `tables` (a typo
+    /// in a name, a schema that is not there), as `rule ID (schema.table)`.
+    pub fn unmatched_rules(&self, tables: &[(String, String)]) -> Vec<String> {
+        let Some(rules) = &self.rules else {
+            return Vec::new();
         };
-        rules.iter().any(|r| r.action != Action::Exclude && hit(r))
-            && !rules.iter().any(|r| r.action == Action::Exclude && hit(r))
+        rules
+            .iter()
+            .filter(|r| r.action != Action::Exclude)
+            .filter(|r| {
+                !tables
+                    .iter()
+                    .any(|(s, t)| !is_reserved(s, t) && r.hits(s, t))
+            })
+            .map(|r| format!("rule {} ({}.{})", r.id, r.schema, r.table))
+            .collect()
+    }
+}
+
+impl Rule {
+    fn hits(&self, schema: &str, table: &str) -> bool {
+        match self.action {
+            Action::Explicit => self.schema == schema && self.table == table,
+            _ => like(&self.schema, schema) && like(&self.table, table),
+        }
     }
 }
 
@@ -217,6 +246,9 @@ mod tests {
         assert!(!s.matches("sales", "Big Table"));
         assert!(!s.matches("other", "orders"));
         assert!(!s.matches("public", "awsdms_apply_exceptions"));
+        let tables = [("public".to_owned(), "orders".to_owned())];
+        assert_eq!(s.unmatched_rules(&tables), vec!["rule 3 (Sales.Big Table)"]);
+        assert!(Selection::all().unmatched_rules(&[]).is_empty());
     }
 
     #[test]

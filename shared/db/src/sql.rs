@@ -45,7 +45,9 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'DS001', MESSAGE = pg_catalog.current_database();
   END IF;
   IF NOT EXISTS (SELECT 1 FROM dbsync.target WHERE database = pg_catalog.current_database()) THEN
-    RAISE EXCEPTION USING ERRCODE = 'DS001', MESSAGE = pg_catalog.current_database();
+    -- A marker for another name: the database was copied (createdb -T); DETAIL names the original.
+    RAISE EXCEPTION USING ERRCODE = 'DS001', MESSAGE = pg_catalog.current_database(),
+      DETAIL = coalesce((SELECT database FROM dbsync.target LIMIT 1), '');
   END IF;
 END
 $dbsync_guard$;\n";

@@ -324,7 +324,7 @@ async fn in_flight_select_gives_the_same_meaning() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let list = p.select_list(schema, table, &cols);
+        let list = p.select_list(schema, table, &cols, &Default::default());
         let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
         let sink_sql = format!(
             "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary)",

@@ -10,8 +10,15 @@
 //! - User triggers of a table are switched off for its load and back on (in
 //!   the mode each had) in the same transaction, so copied rows are not
 //!   rewritten or audited and no crash leaves a trigger off.
+//! - The schemas are compared again when the copy starts (see
+//!   `dbsync_db::schema`): a difference refuses the copy before any table is
+//!   touched. Columns are matched by name; a lossless cast the configuration
+//!   allows is done in the source's `SELECT`.
 //! - Each table is `TRUNCATE`d and loaded in one target transaction, with
-//!   binary `COPY … TO STDOUT` streamed into `COPY … FROM STDIN (FREEZE)`;
+//!   `COPY … TO STDOUT` streamed into `COPY … FROM STDIN (FREEZE)`: binary
+//!   format where every column's binary value reads the same on both sides,
+//!   text (each value parsed by staging's type) where it would not (arrays
+//!   and composites of user types carry type oids);
 //!   several tables at once on separate connections, largest first.
 //! - A table larger than one worker's share of the copy is split into block
 //!   ranges (TID range scans, PostgreSQL 14+) that several workers copy at
@@ -30,7 +37,7 @@ use std::{
     time::SystemTime,
 };
 
-use dbsync_db::{classify, mask::MaskPlan, sql::ident, DbConfig, Selection};
+use dbsync_db::{classify, mask::MaskPlan, schema::CopyFormat, sql::ident, DbConfig, Selection};
 use dbsync_workflow::{
     ports::{
         DescribeTask, StartKind, StartRefusal, StartTask, StopTask, TaskState, TaskStatus,
@@ -374,6 +381,7 @@ pub async fn replicate(
         .get(0);
     let tables = plan(&exporter, &opts.selection).await?;
     let masks = Arc::new(dbsync_db::mask::plan(&exporter, &opts.selection, &opts.sync).await?);
+    let formats = Arc::new(copy_formats(opts).await?);
     let workers = opts.parallelism.max(1);
     let pieces = split(opts, &exporter, tables, workers, progress).await?;
     let queue = Arc::new(Mutex::new(
@@ -386,14 +394,21 @@ pub async fn replicate(
     // rolls back — instead of copying on behind the stop.
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (opts, progress, queue, snapshot, masks) = (
+        let (opts, progress, queue, snapshot, masks, formats) = (
             opts.clone(),
             progress.clone(),
             queue.clone(),
             snapshot.clone(),
             masks.clone(),
+            formats.clone(),
         );
-        set.spawn(async move { worker(&opts, &snapshot, &masks, &queue, &progress).await });
+        set.spawn(async move {
+            let plans = Plans {
+                masks: &masks,
+                formats: &formats,
+            };
+            worker(&opts, &snapshot, plans, &queue, &progress).await
+        });
     }
     let mut first_err = None;
     while let Some(joined) = set.join_next().await {
@@ -411,6 +426,27 @@ pub async fn replicate(
     }
     let _ = exporter.batch_execute("COMMIT").await;
     first_err.map_or(Ok(()), Err)
+}
+
+/// How each table is read: the schemas compared again at the copy's start
+/// (staging may have changed since the run's check), refused on any
+/// difference the configuration does not allow; binary format only where
+/// every column's binary value reads the same on both sides, and the casts
+/// the configuration allows.
+async fn copy_formats(opts: &ReplicateOptions) -> Result<Formats, StepError> {
+    let (source, target) = (opts.source.connect().await?, opts.target.connect().await?);
+    let compat = dbsync_db::schema::check(&source, &target, &opts.selection).await?;
+    compat.require(opts.sync.allow_lossless_casts)?;
+    Ok(compat.formats)
+}
+
+type Formats = std::collections::BTreeMap<(String, String), CopyFormat>;
+
+/// What every worker reads besides the queue.
+#[derive(Clone, Copy)]
+struct Plans<'a> {
+    masks: &'a MaskPlan,
+    formats: &'a Formats,
 }
 
 /// The work queue: every table whole, or in block ranges when it is larger
@@ -586,7 +622,7 @@ pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCop
 async fn worker(
     opts: &ReplicateOptions,
     snapshot: &str,
-    masks: &MaskPlan,
+    plans: Plans<'_>,
     queue: &Mutex<std::collections::VecDeque<Piece>>,
     progress: &Mutex<Progress>,
 ) -> Result<(), StepError> {
@@ -599,12 +635,16 @@ async fn worker(
         ))
         .await
         .map_err(|e| classify(e, ctx))?;
-    let target = opts.target.connect().await?;
-    // A refresh can be redone from the source: no need to wait for the WAL flush.
-    target
-        .batch_execute("SET synchronous_commit = off")
-        .await
-        .map_err(|e| classify(e, ctx))?;
+    let open_target = || async {
+        let target = opts.target.connect().await?;
+        // A refresh can be redone from the source: no need to wait for the WAL flush.
+        target
+            .batch_execute("SET synchronous_commit = off")
+            .await
+            .map_err(|e| classify(e, ctx))?;
+        Ok::<_, StepError>(target)
+    };
+    let mut target = open_target().await?;
     loop {
         let Some(piece) = queue.lock().expect("queue lock").pop_front() else {
             return Ok(());
@@ -616,7 +656,13 @@ async fn worker(
             continue;
         }
         let table = &job.copy;
-        let select = masks.select_list(&table.schema, &table.name, &table.columns);
+        let key = (table.schema.clone(), table.name.clone());
+        // A table the check did not see (created since) goes as text: never reinterpreted.
+        let format = plans.formats.get(&key).cloned().unwrap_or_default();
+        let select =
+            plans
+                .masks
+                .select_list(&table.schema, &table.name, &table.columns, &format.casts);
         let how = match piece.blocks {
             None => Load::Whole {
                 freeze: opts.freeze,
@@ -629,17 +675,40 @@ async fn worker(
             table,
             &select,
             how,
+            format.binary,
             opts.fail_table.as_deref(),
         )
-        .await;
+        .await
+        .map_err(|e| name_mask_rules(e, plans.masks, table));
         let failed = result.is_err();
         job.finish(progress, piece.bytes, result);
-        // The target session may be mid-transaction after a failed COPY.
+        // The target session may be mid-transaction after a failed COPY, or
+        // closed by it: roll back, or start a new session for the next table.
         if failed && target.batch_execute("ROLLBACK").await.is_err() {
-            return Err(StepError::DatabaseUnavailable(
-                "the target connection broke during a copy".into(),
-            ));
+            target = open_target().await?;
         }
+    }
+}
+
+/// A copy that broke a constraint or a type's rules on a masked table: say
+/// which data rules wrote into it (a masked value must satisfy staging's
+/// constraints, e.g. `random_int` under `CHECK (age >= 18)`).
+fn name_mask_rules(e: StepError, masks: &MaskPlan, t: &TableCopy) -> StepError {
+    match e {
+        StepError::Database { code, message }
+            if code.starts_with("23") || code.starts_with("22") =>
+        {
+            match masks.rules_on(&t.schema, &t.name) {
+                Some(rules) => StepError::Database {
+                    code,
+                    message: format!(
+                        "{message}; {rules} masks this table: a masked value must satisfy staging's constraints and types — change the rule"
+                    ),
+                },
+                None => StepError::Database { code, message },
+            }
+        }
+        other => other,
     }
 }
 
@@ -659,6 +728,7 @@ async fn copy_piece(
     t: &TableCopy,
     select: &str,
     how: Load,
+    binary: bool,
     fail_table: Option<&str>,
 ) -> Result<u64, StepError> {
     let ctx = format!("copying {}", t.qualified());
@@ -693,15 +763,16 @@ async fn copy_piece(
             )
         }
     };
+    let format = if binary { "binary" } else { "text" };
     let out = source
         .copy_out(&format!(
-            "COPY (SELECT {select} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
+            "COPY (SELECT {select} FROM ONLY {name}{filter}) TO STDOUT (FORMAT {format})"
         ))
         .await
         .map_err(err)?;
     let sink = target
         .copy_in::<_, bytes::Bytes>(&format!(
-            "COPY {name} ({cols}) FROM STDIN (FORMAT binary{options})"
+            "COPY {name} ({cols}) FROM STDIN (FORMAT {format}{options})"
         ))
         .await
         .map_err(err)?;

@@ -24,10 +24,15 @@ pub enum StepError {
 
     /// A destructive step was pointed at a database that was never opted in.
     #[error(
-        "database {database:?} is not opted in as a sync target; run `dbsync init-target` \
-         (or the SQL in the README) against the staging database once, and never against production"
+        "database {database:?} is not opted in as a sync target{}; run `dbsync init-target` \
+         (or the SQL in the README) against the staging database once, and never against production",
+        marker_note(.marker)
     )]
-    TargetNotOptedIn { database: String },
+    TargetNotOptedIn {
+        database: String,
+        /// The database a copied marker names (`createdb -T staging`).
+        marker: Option<String>,
+    },
 
     /// Another sync holds the target (two runs at once).
     #[error("another sync is in progress on this target ({0}); wait for it to finish")]
@@ -147,6 +152,39 @@ pub enum StepError {
     /// One of the `after_sync` statements failed (its position is given, never its text).
     #[error("after-sync SQL failed: {0}; the statements before it were committed — fix the statement and run the sync again")]
     AfterSyncFailed(String),
+
+    /// Staging's synced tables differ from production's (tables, columns,
+    /// exact types): a copy would fail half-way or load wrong values.
+    /// Found before anything changes; every difference is listed.
+    #[error("staging's schema differs from production's — {0}\nnothing was changed: migrate staging to production's schema (or exclude the tables) and run again")]
+    SchemaMismatch(String),
+
+    /// The table selection covers no table (or one of its rules matches none).
+    #[error("nothing to sync: {0}; nothing was changed — check the table mappings' schema and table names (they are case-sensitive)")]
+    NothingSelected(String),
+
+    /// Production and staging are one database.
+    #[error("the source and the target are the same database ({0}); nothing was changed — give production as the source and staging as the target")]
+    SameDatabase(String),
+
+    /// The source is an opted-in staging and the target is not: most likely
+    /// the two were given the wrong way round.
+    #[error("{0}: did you swap the source and the target? nothing was changed")]
+    SourceTargetSwapped(String),
+
+    /// The run was stopped by the operator (Ctrl-C, SIGTERM).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+}
+
+/// A marker copied along with a database names the original.
+fn marker_note(marker: &Option<String>) -> String {
+    match marker {
+        Some(m) => format!(
+            " (its dbsync marker names the database {m:?}: it was copied from that one, e.g. with createdb -T; a copy is not a target until opted in itself)"
+        ),
+        None => String::new(),
+    }
 }
 
 impl StepError {
@@ -183,6 +221,11 @@ impl StepError {
         "SyncConfigInvalid",
         "MaskingFailed",
         "AfterSyncFailed",
+        "SchemaMismatch",
+        "NothingSelected",
+        "SameDatabase",
+        "SourceTargetSwapped",
+        "Interrupted",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
@@ -223,6 +266,11 @@ impl StepError {
             Self::SyncConfigInvalid(_) => "SyncConfigInvalid",
             Self::MaskingFailed(_) => "MaskingFailed",
             Self::AfterSyncFailed(_) => "AfterSyncFailed",
+            Self::SchemaMismatch(_) => "SchemaMismatch",
+            Self::NothingSelected(_) => "NothingSelected",
+            Self::SameDatabase(_) => "SameDatabase",
+            Self::SourceTargetSwapped(_) => "SourceTargetSwapped",
+            Self::Interrupted(_) => "Interrupted",
         }
     }
 
@@ -243,6 +291,7 @@ pub(crate) mod tests {
             StepError::InvalidTableMappings("rule 1: missing object-locator".into()),
             StepError::TargetNotOptedIn {
                 database: "staging".into(),
+                marker: None,
             },
             StepError::SyncInProgress("run 42".into()),
             StepError::DatabaseUnavailable("connection refused".into()),
@@ -276,6 +325,11 @@ pub(crate) mod tests {
             StepError::SyncConfigInvalid("dbsync.yml: data_rules.email: unknown rule".into()),
             StepError::MaskingFailed("public.users: invalid input syntax".into()),
             StepError::AfterSyncFailed("statement 2 of 3: permission denied".into()),
+            StepError::SchemaMismatch("public.t.v: production integer / staging real".into()),
+            StepError::NothingSelected("rule 1 (public.orderz) matches no table".into()),
+            StepError::SameDatabase("db on localhost".into()),
+            StepError::SourceTargetSwapped("staging is opted in".into()),
+            StepError::Interrupted("Ctrl-C during the copy".into()),
         ]
     }
 

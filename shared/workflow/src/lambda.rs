@@ -86,6 +86,7 @@ mod tests {
         // The serialized form is what Step Functions sees; pin it exactly.
         let d: Diagnostic = StepError::TargetNotOptedIn {
             database: "staging".into(),
+            marker: None,
         }
         .into();
         assert_eq!(

@@ -12,6 +12,8 @@
 //!   users.name: {statement: "'user ' || id"}
 //! after_sync:                 # run in order, each in its own transaction
 //!   - UPDATE public.webhooks SET enabled = false
+//! allow_lossless_casts: false # copy a column whose staging type is wider
+//!                             # (int → bigint, varchar(5) → text) through a cast
 //! ```
 //!
 //! Matching follows pgsync: a key is `column`, `table.column` or
@@ -60,6 +62,25 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// The rule as the file names it (`unique_email`, `value`, `statement`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::UniqueEmail => "unique_email",
+            Self::UniquePhone => "unique_phone",
+            Self::UniqueSecret => "unique_secret",
+            Self::RandomLetter => "random_letter",
+            Self::RandomInt => "random_int",
+            Self::RandomDate => "random_date",
+            Self::RandomTime => "random_time",
+            Self::RandomIp => "random_ip",
+            Self::RandomString => "random_string",
+            Self::Null | Self::Value(None) => "null",
+            Self::Untouched => "untouched",
+            Self::Value(Some(_)) => "value",
+            Self::Statement(_) => "statement",
+        }
+    }
+
     /// Whether the rule derives its value from the table's primary key.
     pub fn needs_primary_key(&self) -> bool {
         matches!(
@@ -184,6 +205,10 @@ pub struct SyncConfig {
     pub after_sync: Vec<String>,
     /// Where it came from, for messages.
     pub origin: String,
+    /// A column whose staging type holds every production value (a wider
+    /// integer, a longer varchar, …) is copied through a cast instead of
+    /// refusing the run.
+    pub allow_lossless_casts: bool,
 }
 
 impl SyncConfig {
@@ -250,9 +275,14 @@ impl SyncConfig {
                         }
                     }
                 }
+                Some("allow_lossless_casts") => {
+                    out.allow_lossless_casts = v.as_bool().ok_or_else(|| {
+                        bad("allow_lossless_casts must be true or false".into())
+                    })?;
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown key {}; the file holds data_rules and after_sync",
+                        "unknown key {}; the file holds data_rules, after_sync and allow_lossless_casts",
                         other.map_or_else(|| format!("{k:?}"), |s| format!("{s:?}"))
                     )))
                 }

@@ -1,0 +1,278 @@
+//! `dbsync plan`: what a run would do to staging, and whether it would be
+//! refused (the same checks a run makes before any change). Changes nothing.
+
+use std::process::ExitCode;
+
+use dbsync_db::{schema::Compatibility, DbConfig, Selection};
+use dbsync_workflow::{sync_config::SyncConfig, StepError};
+use serde_json::{json, Value};
+
+use crate::side;
+
+/// What `plan` found.
+struct Plan {
+    target: String,
+    opted_in: bool,
+    fks: Vec<(String, String, String)>,
+    checks: Vec<(String, String, String)>,
+    seqs: Vec<dbsync_db::sequences::SequenceUse>,
+    /// `None` without `--source`.
+    copy: Option<Vec<String>>,
+    compat: Option<Compatibility>,
+    /// `schema.table.column`, rule key, rule name.
+    masked: Vec<(String, String, String)>,
+    saved_keys: i64,
+    lease: Option<dbsync_db::lease::Holder>,
+    allow_casts: bool,
+}
+
+impl Plan {
+    /// The refusals a run would meet, as error names with a reason.
+    fn refusals(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.opted_in {
+            out.push((
+                "TargetNotOptedIn".to_owned(),
+                "run `dbsync init-target --target …` first".to_owned(),
+            ));
+        }
+        if let Some(c) = &self.compat {
+            let n = c.blocking(self.allow_casts).len();
+            if n > 0 {
+                out.push((
+                    "SchemaMismatch".to_owned(),
+                    format!("{n} difference(s) between production and staging"),
+                ));
+            }
+        }
+        out
+    }
+}
+
+pub async fn plan(
+    target: &DbConfig,
+    source: Option<DbConfig>,
+    selection: &Selection,
+    sync: &SyncConfig,
+    as_json: bool,
+) -> Result<ExitCode, StepError> {
+    let mut client = target.connect().await.map_err(|e| side("--target", e))?;
+    let opted_in = dbsync_db::target::is_target(&mut client).await?;
+    let fks = dbsync_db::fks::plan(&mut client, selection).await?;
+    let checks = dbsync_db::fks::plan_checks(&mut client, selection).await?;
+    let tables = dbsync_db::selected_tables(&client, selection).await?;
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let seqs = dbsync_db::sequences::sequence_uses(&client, &oids).await?;
+    // The run's refusals of the config file, against staging's catalog.
+    let masks = dbsync_db::mask::plan(&client, selection, sync).await?;
+    if !masks.is_empty() {
+        dbsync_db::mask::check(&mut client, &masks, &sync.origin).await?;
+    }
+    let mut masked = Vec::new();
+    for t in masks.tables.values() {
+        for c in &t.columns {
+            let rule = sync
+                .rule_for(&t.schema, &t.root, &c.column)
+                .map_or("?", |r| r.rule.name());
+            masked.push((
+                format!("{}.{}", t.qualified(), dbsync_db::sql::ident(&c.column)),
+                c.key.clone(),
+                rule.to_owned(),
+            ));
+        }
+    }
+    let (copy, compat) = match &source {
+        Some(s) => {
+            let production = s.connect().await.map_err(|e| side("--source", e))?;
+            if dbsync_db::schema::same_database(&production, &client).await? {
+                return Err(StepError::SameDatabase(format!(
+                    "--source and --target both reach {}",
+                    target.describe()
+                )));
+            }
+            dbsync_db::schema::covered(&production, selection).await?;
+            let compat = dbsync_db::schema::check(&production, &client, selection).await?;
+            let copy = dbsync_replicate::plan(&production, selection)
+                .await?
+                .iter()
+                .map(|t| t.qualified())
+                .collect();
+            (Some(copy), Some(compat))
+        }
+        None => (None, None),
+    };
+    let plan = Plan {
+        target: target.describe(),
+        opted_in,
+        fks,
+        checks,
+        seqs,
+        copy,
+        compat,
+        masked,
+        saved_keys: saved_keys(&client).await?,
+        lease: dbsync_db::lease::holder(&client).await?,
+        allow_casts: sync.allow_lossless_casts,
+    };
+    if as_json {
+        crate::print_json(&document(&plan));
+    } else {
+        print!("{}", text(&plan));
+    }
+    Ok(if plan.refusals().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Foreign keys saved by an earlier run and not yet restored.
+async fn saved_keys(client: &tokio_postgres::Client) -> Result<i64, StepError> {
+    let ctx = "counting saved foreign keys";
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.to_regclass('dbsync.saved_fk') IS NULL THEN 0::int8 \
+             ELSE (SELECT pg_catalog.count(*) FROM dbsync.saved_fk) END",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(r) => Ok(r.get(0)),
+        Err(e) => Err(dbsync_db::classify(e, ctx)),
+    }
+}
+
+fn document(p: &Plan) -> Value {
+    let compat = p.compat.as_ref();
+    json!({
+        "target": p.target,
+        "optedIn": p.opted_in,
+        "wouldRefuse": p.refusals().iter().map(|(n, why)| json!({"error": n, "why": why})).collect::<Vec<_>>(),
+        "schemaDifferences": compat.map(|c| c.differences.iter().map(|d| json!({
+            "object": d.object,
+            "production": d.production,
+            "staging": d.staging,
+            "losslessCast": d.lossless_cast,
+            "blocking": !(p.allow_casts && d.lossless_cast),
+        })).collect::<Vec<_>>()),
+        "foreignKeysToDrop": p.fks.iter().map(|(c, n, parent)| json!({"table": c, "constraint": n, "references": parent})).collect::<Vec<_>>(),
+        "notValidChecksToLift": p.checks.iter().map(|(t, n, d)| json!({"table": t, "constraint": n, "definition": d})).collect::<Vec<_>>(),
+        "sequencesToFix": p.seqs.iter().map(|s| json!({"sequence": s.name, "columns": s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        "tablesToCopy": p.copy,
+        "maskedColumns": p.masked.iter().map(|(c, k, r)| json!({"column": c, "key": k, "rule": r})).collect::<Vec<_>>(),
+        "savedForeignKeysWaiting": p.saved_keys,
+        "lease": p.lease.as_ref().map(|h| json!({"heldBy": h.execution, "expired": h.expired})),
+    })
+}
+
+fn text(p: &Plan) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "target {}: {}",
+        p.target,
+        if p.opted_in {
+            "opted in"
+        } else {
+            "NOT opted in (run `dbsync init-target` first)"
+        }
+    );
+    if p.saved_keys > 0 {
+        let _ = writeln!(s, "waiting: {} foreign key(s) saved by an interrupted run and not restored; the next run restores them", p.saved_keys);
+    }
+    if let Some(h) = &p.lease {
+        let _ = writeln!(
+            s,
+            "run lease: held by {}{}",
+            h.execution,
+            if h.expired {
+                " (expired: the next run takes it)"
+            } else {
+                " (the next local run takes it over when that run is gone)"
+            }
+        );
+    }
+    match &p.compat {
+        Some(c) if c.differences.is_empty() => {
+            let _ = writeln!(
+                s,
+                "\nschema: the {} synced table(s) match production's",
+                c.tables
+            );
+        }
+        Some(c) => {
+            let blocking = c.blocking(p.allow_casts).len();
+            let _ = writeln!(
+                s,
+                "\nschema differences ({}; {blocking} refuse a run):",
+                c.differences.len()
+            );
+            for d in &c.differences {
+                let cast = match (d.lossless_cast, p.allow_casts) {
+                    (true, true) => "  [copied through a cast]",
+                    (true, false) => {
+                        "  [lossless: --allow-lossless-casts copies it through a cast]"
+                    }
+                    _ => "",
+                };
+                let _ = writeln!(
+                    s,
+                    "  {}: production {} / staging {}{cast}",
+                    d.object, d.production, d.staging
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "\nschema: not compared without --source (a run compares production's and staging's tables first)"
+            );
+        }
+    }
+    let _ = writeln!(s, "\nforeign keys to lift and restore ({}):", p.fks.len());
+    for (table, name, parent) in &p.fks {
+        let _ = writeln!(s, "  {table:<40} {name:<40} → {parent}");
+    }
+    let _ = writeln!(
+        s,
+        "\nCHECK … NOT VALID constraints to lift and restore ({}):",
+        p.checks.len()
+    );
+    for (table, name, _) in &p.checks {
+        let _ = writeln!(s, "  {table:<40} {name}");
+    }
+    let _ = writeln!(s, "\nsequences to move past the data ({}):", p.seqs.len());
+    for q in &p.seqs {
+        let cols: Vec<String> = q.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+        let _ = writeln!(s, "  {:<40} {}", q.name, cols.join(", "));
+    }
+    if !p.masked.is_empty() {
+        let _ = writeln!(s, "\nmasked columns ({}):", p.masked.len());
+        for (col, key, rule) in &p.masked {
+            let _ = writeln!(s, "  {col:<50} {rule} (rule {key})");
+        }
+    }
+    match &p.copy {
+        Some(tables) => {
+            let _ = writeln!(s, "\ntables to copy ({}):", tables.len());
+            for t in tables {
+                let _ = writeln!(s, "  {t}");
+            }
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "\ntables to copy: not known without --source (the copy reads production's tables)"
+            );
+        }
+    }
+    let refusals = p.refusals();
+    if !refusals.is_empty() {
+        let _ = writeln!(s, "\na run would be refused:");
+        for (name, why) in refusals {
+            let _ = writeln!(s, "  {name}: {why}");
+        }
+    }
+    s
+}
