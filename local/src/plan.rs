@@ -68,19 +68,19 @@ pub async fn plan(
     if !masks.is_empty() {
         dbsync_db::mask::check(&mut client, &masks, &sync.origin).await?;
     }
-    let mut masked = Vec::new();
-    for t in masks.tables.values() {
-        for c in &t.columns {
-            let rule = sync
-                .rule_for(&t.schema, &t.root, &c.column)
-                .map_or("?", |r| r.rule.name());
-            masked.push((
-                format!("{}.{}", t.qualified(), dbsync_db::sql::ident(&c.column)),
-                c.key.clone(),
-                rule.to_owned(),
-            ));
-        }
-    }
+    let masked: Vec<(String, String, String)> = masks
+        .tables
+        .values()
+        .flat_map(|t| {
+            t.columns.iter().map(|c| {
+                (
+                    format!("{}.{}.{}", t.schema, t.name, c.column),
+                    c.key.clone(),
+                    c.rule.to_owned(),
+                )
+            })
+        })
+        .collect();
     let (copy, compat) = match &source {
         Some(s) => {
             let production = s.connect().await.map_err(|e| side("--source", e))?;
@@ -153,7 +153,7 @@ fn document(p: &Plan) -> Value {
             "production": d.production,
             "staging": d.staging,
             "losslessCast": d.lossless_cast,
-            "blocking": !(p.allow_casts && d.lossless_cast),
+            "blocking": !(d.note_only || p.allow_casts && d.lossless_cast),
         })).collect::<Vec<_>>()),
         "foreignKeysToDrop": p.fks.iter().map(|(c, n, parent)| json!({"table": c, "constraint": n, "references": parent})).collect::<Vec<_>>(),
         "notValidChecksToLift": p.checks.iter().map(|(t, n, d)| json!({"table": t, "constraint": n, "definition": d})).collect::<Vec<_>>(),
@@ -205,13 +205,14 @@ fn text(p: &Plan) -> String {
             let blocking = c.blocking(p.allow_casts).len();
             let _ = writeln!(
                 s,
-                "\nschema differences ({}; {blocking} refuse a run):",
+                "\nschema differences ({}; {blocking} would refuse a run):",
                 c.differences.len()
             );
             for d in &c.differences {
-                let cast = match (d.lossless_cast, p.allow_casts) {
-                    (true, true) => "  [copied through a cast]",
-                    (true, false) => {
+                let cast = match (d.lossless_cast, p.allow_casts, d.note_only) {
+                    (_, _, true) => "  [staging's own: kept as it is]",
+                    (true, true, _) => "  [copied through a cast]",
+                    (true, false, _) => {
                         "  [lossless: --allow-lossless-casts copies it through a cast]"
                     }
                     _ => "",

@@ -73,6 +73,8 @@ pub struct ColumnMask {
     pub column: String,
     /// The rule's key, for messages.
     pub key: String,
+    /// The rule's name (`random_int`, …), for messages and `plan`.
+    pub rule: &'static str,
     /// SQL expression, cast to the column's type.
     pub expr: String,
 }
@@ -123,7 +125,7 @@ impl MaskPlan {
         Some(
             t.columns
                 .iter()
-                .map(|c| format!("data rule `{}` on column {}", c.key, c.column))
+                .map(|c| format!("data rule `{}` ({}) on column {}", c.key, c.rule, c.column))
                 .collect::<Vec<_>>()
                 .join(", "),
         )
@@ -270,6 +272,7 @@ pub async fn plan(
             .push(ColumnMask {
                 column: col,
                 key: key.clone(),
+                rule: rule.rule.name(),
                 expr: format!("CAST(({expr}) AS {ty})"),
             });
     }

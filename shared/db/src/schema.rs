@@ -4,8 +4,10 @@
 //!
 //! What counts as a difference (every one is listed, `schema.table.column:
 //! production … / staging …`):
-//! - a table on one side only (among the tables the selection covers, with
-//!   the partitions the copy loads);
+//! - a table production has and staging lacks (among the tables the
+//!   selection covers, with the partitions the copy loads); a table only
+//!   staging has is listed but refuses nothing: the run leaves staging's own
+//!   tables as they are;
 //! - a column missing on staging; a column only on staging that is
 //!   `NOT NULL` without a default (the load would fail);
 //! - a column generated on one side only (staging would compute it, or keep
@@ -121,6 +123,9 @@ pub struct Difference {
     pub staging: String,
     /// A type difference production's values always survive (`CAST`).
     pub lossless_cast: bool,
+    /// Worth saying, refuses nothing: a table only staging has, which the
+    /// run leaves as it is (staging's own tables, e.g. QA notes).
+    pub note_only: bool,
 }
 
 impl std::fmt::Display for Difference {
@@ -132,6 +137,9 @@ impl std::fmt::Display for Difference {
         )?;
         if self.lossless_cast {
             write!(f, " (lossless: allow_lossless_casts copies it with a cast)")?;
+        }
+        if self.note_only {
+            write!(f, " (staging's own: kept as it is)")?;
         }
         Ok(())
     }
@@ -162,7 +170,7 @@ impl Compatibility {
     pub fn blocking(&self, allow_casts: bool) -> Vec<&Difference> {
         self.differences
             .iter()
-            .filter(|d| !(allow_casts && d.lossless_cast))
+            .filter(|d| !(d.note_only || allow_casts && d.lossless_cast))
             .collect()
     }
 
@@ -293,7 +301,7 @@ async fn read_shapes(client: &Client, oids: &[u32]) -> Result<Shapes, StepError>
         };
         let collation: Option<String> = r.get("collation");
         out.entry((r.get("schema"), r.get("name")))
-            .or_insert_with(TableShape::default)
+            .or_default()
             .columns
             .push(Column {
                 name: r.get("col"),
@@ -324,7 +332,10 @@ fn made_of(types: &HashMap<u32, TypeInfo>, oid: u32, depth: usize) -> String {
         }
     };
     match t.kind.as_str() {
-        _ if t.elem != 0 => format!("(array of {})", inner(t.elem, &t.name)),
+        _ if t.elem != 0 => {
+            let elem = types.get(&t.elem).map_or("", |e| e.name.as_str());
+            format!("(array of {})", inner(t.elem, elem))
+        }
         "e" => format!("(enum: {})", t.labels.join(", ")),
         "d" => {
             let mut s = format!("(domain over {}", inner(t.base, &t.base_name));
@@ -407,6 +418,7 @@ pub fn compare(production: &Shapes, staging: &Shapes) -> Compatibility {
             production,
             staging,
             lossless_cast,
+            note_only: false,
         })
     };
     let mut formats = BTreeMap::new();
@@ -495,15 +507,18 @@ pub fn compare(production: &Shapes, staging: &Shapes) -> Compatibility {
         }
         formats.insert((schema.clone(), table.clone()), format);
     }
+    // Staging's own tables (the selection covers them on staging only): the
+    // load never touches them, their FKs to synced tables come back. Said,
+    // not refused; a mapping that names one is refused as matching nothing.
     for (schema, table) in staging.keys() {
         if !production.contains_key(&(schema.clone(), table.clone())) {
-            diff(
-                object(schema, table, None),
-                "missing (exclude the table from the table mappings, or create it on production)"
-                    .into(),
-                "table".into(),
-                false,
-            );
+            out.differences.push(Difference {
+                object: object(schema, table, None),
+                production: "missing".into(),
+                staging: "table".into(),
+                lossless_cast: false,
+                note_only: true,
+            });
         }
     }
     out.formats = formats;
@@ -794,6 +809,11 @@ mod tests {
         assert!(shown[2].contains("public.a.must") && shown[2].contains("NOT NULL"));
         assert!(shown[3].starts_with("public.only_prod: production table / staging missing"));
         assert!(shown[4].starts_with("public.only_stag: production missing"));
+        assert_eq!(
+            c.blocking(true).len(),
+            4,
+            "staging's own table refuses nothing"
+        );
         let e = c.require(true).unwrap_err();
         assert_eq!(e.name(), "SchemaMismatch");
         // Same columns in another order: nothing to report.

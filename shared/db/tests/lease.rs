@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{budget, fk_snapshot, saved_count, setup, LIMITS};
 use dbsync_db::{fks::OrphanPolicy, steps, Db, DbConfig, Selection, StepEnv};
-use dbsync_testpg::{Cluster, TestDb};
+use dbsync_testpg::TestDb;
 use serde_json::{json, Value};
 
 const SCHEMA: &str = "
@@ -226,9 +226,29 @@ async fn not_opted_in_unreachable_source_and_bad_mappings_are_named() {
     let e = acquire(&env, &db, RUN_A, None).await.unwrap_err();
     assert_eq!(e.name(), "DatabaseUnavailable");
     assert!(e.to_string().contains("production (source)"), "{e}");
-    env.source = Some(Db::new(
-        DbConfig::from_url(&Cluster::shared().url("postgres")).unwrap(),
-    ));
+    // Production with another type for one column: refused by name before the lease.
+    let (prod, prod_client) = setup(SCHEMA, false).await;
+    prod_client
+        .batch_execute("ALTER TABLE app.child ALTER parent_id TYPE bigint")
+        .await
+        .unwrap();
+    env.source = Some(Db::new(DbConfig::from_url(&prod.url).unwrap()));
+    let e = acquire(&env, &db, RUN_A, None).await.unwrap_err();
+    assert_eq!(e.name(), "SchemaMismatch");
+    assert!(
+        e.to_string()
+            .contains("app.child.parent_id: production bigint / staging integer"),
+        "{e}"
+    );
+    assert_eq!(
+        dbsync_db::lease::holder(&db.client().await).await.unwrap(),
+        None,
+        "no lease taken"
+    );
+    prod_client
+        .batch_execute("ALTER TABLE app.child ALTER parent_id TYPE int")
+        .await
+        .unwrap();
     let out = acquire(&env, &db, RUN_A, None).await.unwrap();
     assert_eq!(
         (out["done"].clone(), out["sourceChecked"].clone()),
