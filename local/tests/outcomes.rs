@@ -104,33 +104,33 @@ fn doc(out: &Output) -> Value {
 /// every FK constraint, by oid (a dropped and re-added key gets a new one).
 async fn state(db: &TestDb) -> (Vec<String>, Vec<String>) {
     let c = db.client().await;
-    let tables: Vec<String> = c
-        .query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let column = |q: String| {
+        let c = &c;
+        async move {
+            let rows = c.query(&q, &[]).await.unwrap();
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
     let mut rows = Vec::new();
-    for t in tables {
-        let q = format!(
-            "SELECT '{t}:' || coalesce(string_agg(x::text, ';' ORDER BY x::text), '') FROM {t} x"
+    for t in column(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1".into(),
+    )
+    .await
+    {
+        rows.extend(
+            column(format!(
+                "SELECT '{t}:' || coalesce(string_agg(x::text, ';' ORDER BY x::text), '') FROM {t} x"
+            ))
+            .await,
         );
-        rows.push(c.query_one(&q, &[]).await.unwrap().get(0));
     }
-    let fks = c
-        .query(
-            "SELECT conname || ':' || oid::text FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let fks = column(
+        "SELECT conname || ':' || oid::text FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
+            .into(),
+    )
+    .await;
     (rows, fks)
 }
 

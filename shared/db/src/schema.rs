@@ -442,28 +442,22 @@ pub fn compare(production: &Shapes, staging: &Shapes) -> Compatibility {
                 diff(at, p.display.clone(), "missing column".into(), false);
                 continue;
             };
-            match (p.generated, s.generated) {
-                (true, false) => {
-                    diff(
-                        at,
-                        format!("{} generated", p.display),
-                        format!("{} plain column (would stay empty)", s.display),
-                        false,
-                    );
-                    continue;
-                }
-                (false, true) => {
-                    diff(
-                        at,
-                        format!("{} plain column", p.display),
-                        format!("{} generated (the load cannot write it)", s.display),
-                        false,
-                    );
-                    continue;
-                }
+            let generated = match (p.generated, s.generated) {
                 // Not copied: staging computes its own.
                 (true, true) => continue,
-                (false, false) => {}
+                (false, false) => None,
+                (true, false) => Some(("generated", "plain column (would stay empty)")),
+                (false, true) => Some(("plain column", "generated (the load cannot write it)")),
+            };
+            if let Some((on_prod, on_staging)) = generated {
+                let (pd, sd) = (&p.display, &s.display);
+                diff(
+                    at,
+                    format!("{pd} {on_prod}"),
+                    format!("{sd} {on_staging}"),
+                    false,
+                );
+                continue;
             }
             if p.signature != s.signature {
                 let cast = p.builtin && s.builtin && lossless(&p.display, &s.display);
