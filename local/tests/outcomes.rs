@@ -295,6 +295,28 @@ async fn early_failures_print_one_json_document_and_one_line() {
         assert!(!all.contains("CloudWatch") && !all.contains("SNS"), "{all}");
         assert_eq!(state(&p.staging).await, before, "{args:?} changed staging");
     }
+    // A server that wants a password, and none given: an authentication
+    // failure that says where a password goes, not "database unavailable".
+    let no_password = p.prod.url.replace(
+        "postgres://postgres@",
+        &format!("postgres://{}@", dbsync_testpg::PASSWORD_USER),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--source", &no_password, "--target", &p.staging.url])
+        .args(["--version-query", "SELECT '1'", "--json"])
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent/pgpass")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let d = doc(&out);
+    assert_eq!(d["error"], "DatabaseAuthenticationFailed", "{d:#}");
+    let cause = d["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("--source") && cause.contains("PGPASSWORD"),
+        "{cause}"
+    );
+
     // plan refuses the same config file the run does.
     let out = p.plan(&["--config", yaml_arg]);
     assert_eq!(out.status.code(), Some(1));

@@ -54,7 +54,14 @@ pub fn classify(e: tokio_postgres::Error, context: &str) -> StepError {
             }
         };
     }
-    if e.to_string().contains("password missing") {
+    // tokio-postgres says "invalid configuration", with the reason in its source.
+    let mut reasons = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        reasons.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if reasons.contains("password missing") {
         return StepError::AuthenticationFailed(
             "the server asks for a password and none was given — put it in PGPASSWORD or ~/.pgpass (or the secret)".into(),
         );
