@@ -568,7 +568,8 @@ impl TableJob {
         match result {
             Ok(rows) => s.rows += rows,
             Err(e) => {
-                tracing::warn!(table = %self.copy.qualified(), error = %e, "table copy failed");
+                // Reported with the run's result (the failed tables and their causes).
+                tracing::info!(table = %self.copy.qualified(), error = %e, "table copy failed");
                 s.error.get_or_insert(e.to_string());
             }
         }
