@@ -7,6 +7,7 @@ mod pgpass;
 mod plan;
 mod progress;
 mod run;
+mod starter;
 mod steps;
 mod summary;
 mod wording;
@@ -136,6 +137,11 @@ enum Command {
         #[arg(long, conflicts_with = "target")]
         print_sql: bool,
     },
+    /// The sync configuration file (data rules).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Amazon States Language tools.
     Asl {
         #[command(subcommand)]
@@ -149,6 +155,29 @@ enum Command {
         /// Leave the server running and print how to connect.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write a starter config: every synced column of production, a suggested
+    /// rule where the name or type suggests personal data, `untouched`
+    /// elsewhere, `strict: true`. Review it before the first sync.
+    Init {
+        /// Production, read only: postgres://user@host:port/db.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DBSYNC_SOURCE_URL",
+            hide_env_values = true
+        )]
+        source: String,
+        /// DMS table-mapping JSON (selection rules); default: every user table.
+        #[arg(long, value_name = "FILE")]
+        table_mappings: Option<PathBuf>,
+        /// Write here instead of standard output (an existing file is left alone).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -247,14 +276,19 @@ fn mappings(args: &SyncArgs) -> Result<Option<String>, StepError> {
         .transpose()
 }
 
-/// The `--config` file (or none), with the command line's opt-ins.
-fn sync_config(args: &SyncArgs) -> Result<SyncConfig, StepError> {
+/// The `--config` file (or none), with the command line's opt-ins; `run`
+/// also takes the salt of deterministic rules (`plan` only checks them).
+fn sync_config(args: &SyncArgs, salted: bool) -> Result<SyncConfig, StepError> {
     let mut sync = match &args.config {
         Some(path) => SyncConfig::load(path)?,
         None => SyncConfig::default(),
     };
     sync.allow_lossless_casts |= args.allow_lossless_casts;
-    Ok(sync)
+    if !salted {
+        return Ok(sync);
+    }
+    let salt = std::env::var(dbsync_workflow::sync_config::SALT_ENV).ok();
+    sync.with_salt(salt.as_deref(), dbsync_workflow::sync_config::SALT_ENV)
 }
 
 fn selection(args: &SyncArgs) -> Result<Selection, StepError> {
@@ -304,7 +338,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 parallelism,
                 time_scale: 0.05,
                 fail_table: inject_copy_failure,
-                sync: sync_config(&sync)?,
+                sync: sync_config(&sync, true)?,
             };
             before_the_lock(&cfg).await?;
             let run = run_with_lock(&cfg, json).await?;
@@ -329,7 +363,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 &db("--target", &target)?,
                 source.as_deref().map(|s| db("--source", s)).transpose()?,
                 &selection(&sync)?,
-                &sync_config(&sync)?,
+                &sync_config(&sync, false)?,
                 json,
             )
             .await
@@ -407,6 +441,55 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { scale, keep } => demo::run(scale, keep).await,
+        Command::Config {
+            command:
+                ConfigCommand::Init {
+                    source,
+                    table_mappings,
+                    output,
+                },
+        } => {
+            let source = db("--source", &source)?;
+            let selection = match &table_mappings {
+                Some(path) => {
+                    Selection::from_json(&std::fs::read_to_string(path).map_err(|e| {
+                        StepError::Configuration(format!("cannot read {}: {e}", path.display()))
+                    })?)?
+                }
+                None => Selection::all(),
+            };
+            if let Some(path) = output.as_ref().filter(|p| p.exists()) {
+                return Err(StepError::Configuration(format!(
+                    "--output: {} exists; it was left as it is (remove it or give another path)",
+                    path.display()
+                )));
+            }
+            let client = source.connect().await.map_err(|e| side("--source", e))?;
+            dbsync_db::schema::covered(&client, &selection).await?;
+            let roots: Vec<u32> = dbsync_db::selected_tables(&client, &selection)
+                .await?
+                .iter()
+                .filter(|t| !t.is_partition)
+                .map(|t| t.oid)
+                .collect();
+            let columns = dbsync_db::mask::columns(&client, &roots).await?;
+            let text = starter::render(&columns, &source.describe());
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| {
+                        StepError::Configuration(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    eprintln!(
+                        "wrote {}: review it, then `dbsync plan --config {}` and `dbsync run --config {}`",
+                        path.display(),
+                        path.display(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

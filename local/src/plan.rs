@@ -23,6 +23,8 @@ struct Plan {
     masked: Vec<(String, String, String)>,
     saved_keys: i64,
     lease: Option<dbsync_db::lease::Holder>,
+    /// Strict mode: columns no rule classifies.
+    unclassified: Vec<String>,
     allow_casts: bool,
 }
 
@@ -34,6 +36,15 @@ impl Plan {
             out.push((
                 "TargetNotOptedIn".to_owned(),
                 "run `dbsync init-target --target …` first".to_owned(),
+            ));
+        }
+        if !self.unclassified.is_empty() {
+            out.push((
+                "UnclassifiedColumns".to_owned(),
+                format!(
+                    "strict: {} column(s) have no data rule",
+                    self.unclassified.len()
+                ),
             ));
         }
         if let Some(c) = &self.compat {
@@ -81,9 +92,16 @@ pub async fn plan(
             })
         })
         .collect();
+    // Strict masking judges production's columns when it can read them.
+    let mut unclassified = masks.unclassified.clone();
     let (copy, compat) = match &source {
         Some(s) => {
             let production = s.connect().await.map_err(|e| side("--source", e))?;
+            if sync.strict {
+                unclassified = dbsync_db::mask::plan(&production, selection, sync)
+                    .await?
+                    .unclassified;
+            }
             if dbsync_db::schema::same_database(&production, &client).await? {
                 return Err(StepError::SameDatabase(format!(
                     "--source and --target both reach {}",
@@ -112,6 +130,7 @@ pub async fn plan(
         masked,
         saved_keys: saved_keys(&client).await?,
         lease: dbsync_db::lease::holder(&client).await?,
+        unclassified,
         allow_casts: sync.allow_lossless_casts,
     };
     if as_json {
@@ -160,6 +179,7 @@ fn document(p: &Plan) -> Value {
         "sequencesToFix": p.seqs.iter().map(|s| json!({"sequence": s.name, "columns": s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
         "tablesToCopy": p.copy,
         "maskedColumns": p.masked.iter().map(|(c, k, r)| json!({"column": c, "key": k, "rule": r})).collect::<Vec<_>>(),
+        "unclassifiedColumns": p.unclassified,
         "savedForeignKeysWaiting": p.saved_keys,
         "lease": p.lease.as_ref().map(|h| json!({"heldBy": h.execution, "expired": h.expired})),
     })
@@ -252,6 +272,16 @@ fn text(p: &Plan) -> String {
         let _ = writeln!(s, "\nmasked columns ({}):", p.masked.len());
         for (col, key, rule) in &p.masked {
             let _ = writeln!(s, "  {col:<50} {rule} (rule {key})");
+        }
+    }
+    if !p.unclassified.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nunclassified columns (strict; {}): give each a rule or `untouched`",
+            p.unclassified.len()
+        );
+        for c in &p.unclassified {
+            let _ = writeln!(s, "  {c}");
         }
     }
     match &p.copy {

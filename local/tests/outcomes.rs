@@ -544,3 +544,85 @@ async fn a_second_ctrl_c_exits_at_once_and_the_next_run_recovers() {
     );
     assert_eq!(leftovers(&p.staging).await, (0, 0));
 }
+
+#[tokio::test]
+async fn strict_mode_refuses_a_new_column_and_deterministic_runs_repeat_themselves() {
+    let add = "ALTER TABLE customers ADD COLUMN phone2 text;";
+    let p = pair(50, add).await;
+    p.prod
+        .client()
+        .await
+        .batch_execute(&format!(
+            "{add} UPDATE customers SET phone2 = '+1 555 ' || id;"
+        ))
+        .await
+        .unwrap();
+    let cfg = std::env::temp_dir().join(format!("dbsync-strict-{}.yml", std::process::id()));
+    let rules = "strict: true\ndeterministic: true\ndata_rules:\n  customers.name: random_string\n  \
+                 customers.visits: untouched\n  customers.age: untouched\n  orders.note: untouched\n";
+    std::fs::write(&cfg, rules).unwrap();
+    let run = |salt: &str| {
+        Command::new(BIN)
+            .args(["run", "--source", &p.prod.url, "--target", &p.staging.url])
+            .args(["--version-query", "SELECT '1'", "--json", "--config"])
+            .arg(&cfg)
+            .env("DBSYNC_MASK_SALT", salt)
+            .output()
+            .unwrap()
+    };
+    let before = state(&p.staging).await;
+    let out = run("sixteen characters or more");
+    let d = doc(&out);
+    assert_eq!(d["error"], "UnclassifiedColumns", "{d:#}");
+    assert!(d.to_string().contains("public.customers.phone2"), "{d:#}");
+    assert_eq!(state(&p.staging).await, before, "refused before any change");
+    let out = p.plan(&["--config", cfg.to_str().unwrap()]);
+    assert!(text(&out).contains("UnclassifiedColumns"), "{}", text(&out));
+
+    std::fs::write(&cfg, format!("{rules}  customers.phone2: unique_phone\n")).unwrap();
+    let masked = |db: TestDb| async move {
+        db.client()
+            .await
+            .query_one(
+                "SELECT string_agg(id || ':' || name || ':' || phone2, ',' ORDER BY id) FROM customers",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    assert!(run("sixteen characters or more").status.success());
+    let first = masked(p.staging.clone()).await;
+    assert!(run("sixteen characters or more").status.success());
+    assert_eq!(
+        masked(p.staging.clone()).await,
+        first,
+        "byte-identical again"
+    );
+    assert!(run("another salt of sixteen+").status.success());
+    assert_ne!(
+        masked(p.staging.clone()).await,
+        first,
+        "another salt, other values"
+    );
+    let source = masked(p.prod.clone()).await;
+    for (m, s) in first.split(',').zip(source.split(',')) {
+        let (m, s): (Vec<&str>, Vec<&str>) = (m.split(':').collect(), s.split(':').collect());
+        assert_eq!(m[0], s[0]);
+        assert!(
+            m[1] != s[1] && m[2] != s[2],
+            "masked to itself: {m:?} / {s:?}"
+        );
+    }
+    // No salt: refused by name, before anything changes.
+    let out = Command::new(BIN)
+        .args(["run", "--source", &p.prod.url, "--target", &p.staging.url])
+        .args(["--version-query", "SELECT '1'", "--config"])
+        .arg(&cfg)
+        .env_remove("DBSYNC_MASK_SALT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("DBSYNC_MASK_SALT"), "{}", text(&out));
+    std::fs::remove_file(&cfg).ok();
+}

@@ -10,7 +10,13 @@ use dbsync_workflow::lambda::serve;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
-        async { StepEnv::from_env("dbsync-lease", Some(Arc::new(SecretsManager::lazy()))) },
+        async {
+            let secrets: Arc<SecretsManager> = Arc::new(SecretsManager::lazy());
+            let mut env = StepEnv::from_env("dbsync-lease", Some(secrets.clone()))?;
+            // deterministic: true reads its salt once per cold start.
+            env.sync = dbsync_db::env::salted(env.sync, Some(secrets)).await?;
+            Ok(env)
+        },
         |env, event, deadline| steps::lease(env, event, env.budget(deadline.instant())),
     )
     .await

@@ -15,6 +15,7 @@
 //! | `REFRESH_VIEWS` | `false`: leave the materialized views over synced tables as they are | `true` |
 //! | `SYNC_CONFIG` | the sync configuration file (data rules, `after_sync`); the build packages it | none |
 //! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
+//! | `MASK_SALT_SECRET_ARN` / `DBSYNC_MASK_SALT` | the deterministic data rules' salt: a secret holding it, or the value (lease, after-load; see [`salted`]) | none |
 
 use std::{
     path::PathBuf,
@@ -148,5 +149,28 @@ impl StepEnv {
             self.db.reset().await;
         }
         result
+    }
+}
+
+/// The sync configuration with its salt, for `deterministic: true`: the
+/// secret `MASK_SALT_SECRET_ARN` names (a plain string), else
+/// `DBSYNC_MASK_SALT`; neither is refused by name. Read at cold start by the
+/// functions that check or apply the rules (lease, after-load).
+pub async fn salted(
+    sync: SyncConfig,
+    secrets: Option<Arc<dyn SecretReader>>,
+) -> Result<SyncConfig, StepError> {
+    if !sync.deterministic {
+        return Ok(sync);
+    }
+    match (config::var("MASK_SALT_SECRET_ARN"), secrets) {
+        (Some(arn), Some(reader)) => {
+            let value = reader.secret_string(&arn).await?;
+            sync.with_salt(Some(&value), "the MaskSaltSecretArn secret")
+        }
+        _ => {
+            let value = config::var(dbsync_workflow::sync_config::SALT_ENV);
+            sync.with_salt(value.as_deref(), "MaskSaltSecretArn or DBSYNC_MASK_SALT")
+        }
     }
 }

@@ -152,6 +152,20 @@ async fn acquire(
         Some(m) => Selection::from_json(m)?,
         None => cx.selection.clone(),
     };
+    // Strict masking: every column classified, judged on production's
+    // columns where the deployment reaches production (a column added there
+    // is what strict mode is for), else on staging's.
+    if cx.sync.strict {
+        let plan = match cx.source {
+            Some(source) => {
+                reach_source(source).await?;
+                let production = source.client().await?;
+                crate::mask::plan(&*production, &selection, cx.sync).await?
+            }
+            None => crate::mask::plan(&*client, &selection, cx.sync).await?,
+        };
+        plan.require_classified(&cx.sync.origin)?;
+    }
     let source_checked = match cx.source {
         Some(source) => {
             reach_source(source).await?;

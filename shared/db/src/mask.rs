@@ -21,7 +21,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use dbsync_workflow::{
     io::MaskOutput,
-    sync_config::{Rule, SyncConfig},
+    sync_config::{MaskSalt, Rule, SyncConfig},
     StepError,
 };
 use tokio_postgres::{error::SqlState, types::Type, Client, GenericClient};
@@ -108,11 +108,46 @@ impl TableMask {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaskPlan {
     pub tables: BTreeMap<(String, String), TableMask>,
+    /// `strict: true`: the columns no rule classifies (`schema.table.column`).
+    pub unclassified: Vec<String>,
+    /// The deterministic rules' key, set on every session that evaluates them.
+    pub salt: Option<MaskSalt>,
 }
 
 impl MaskPlan {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+    }
+
+    /// `UnclassifiedColumns` naming every column no rule classifies (strict mode).
+    pub fn require_classified(&self, origin: &str) -> Result<(), StepError> {
+        if self.unclassified.is_empty() {
+            return Ok(());
+        }
+        const LISTED: usize = 50;
+        let mut list = self.unclassified[..self.unclassified.len().min(LISTED)].join(", ");
+        if self.unclassified.len() > LISTED {
+            list.push_str(&format!(" and {} more", self.unclassified.len() - LISTED));
+        }
+        Err(StepError::UnclassifiedColumns(format!(
+            "{origin} is strict and {} column(s) have no data rule: {list}",
+            self.unclassified.len()
+        )))
+    }
+
+    /// Hands the salt to a session (a bind parameter, never SQL text), for
+    /// the deterministic rules' `current_setting('dbsync.mask_salt')`.
+    pub async fn set_salt(&self, client: &Client) -> Result<(), StepError> {
+        if let Some(salt) = &self.salt {
+            client
+                .execute(
+                    "SELECT pg_catalog.set_config('dbsync.mask_salt', $1, false)",
+                    &[&salt.expose()],
+                )
+                .await
+                .map_err(|e| classify(e, "setting the masking salt"))?;
+        }
+        Ok(())
     }
 
     pub fn columns(&self) -> usize {
@@ -188,6 +223,115 @@ fn expression(rule: &Rule, pk: Option<&str>) -> Option<String> {
     })
 }
 
+/// What the rules need to know about one column of a synced table.
+#[derive(Debug, Clone)]
+pub struct ColumnFacts {
+    /// The table (a partition root or a plain table).
+    pub oid: u32,
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    pub type_name: String,
+    pub generated: bool,
+    /// Part of a primary or foreign key, or referenced by one.
+    pub is_key: bool,
+    /// The table's primary key columns.
+    pub pk: Option<Vec<String>>,
+    /// The type of the primary key's first column.
+    pub pk_type: Option<String>,
+}
+
+/// The columns of the tables `roots` (their oids), in table and column order.
+pub async fn columns(
+    client: &impl GenericClient,
+    roots: &[u32],
+) -> Result<Vec<ColumnFacts>, StepError> {
+    let rows = client
+        .query_typed(COLUMNS, &[(&roots, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, "reading the columns the data rules cover"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ColumnFacts {
+            oid: r.get("oid"),
+            schema: r.get("schema"),
+            table: r.get("name"),
+            column: r.get("col"),
+            type_name: r.get("type"),
+            generated: r.get("generated"),
+            is_key: r.get("is_key"),
+            pk: r.get("pk"),
+            pk_type: r.get("pk_type"),
+        })
+        .collect())
+}
+
+/// 60 bits of the keyed digest of `col` under `rule`, from hex digit
+/// `from` (1-based): sha256 over the salt, the rule's name and the value's
+/// text. The salt comes from the session (`set_salt`), never the SQL text.
+fn digest_bits(rule: &str, col: &str, from: u32) -> String {
+    format!(
+        "('x' || pg_catalog.substr({}, {from}, 15))::bit(60)::int8",
+        digest_hex(rule, col)
+    )
+}
+
+fn digest_hex(rule: &str, col: &str) -> String {
+    format!(
+        "pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(\
+         pg_catalog.current_setting('dbsync.mask_salt') || E'\\x1f{rule}\\x1f' || ({col})::text, 'UTF8')), 'hex')"
+    )
+}
+
+/// The deterministic form of a rule: two candidates that always differ
+/// (`r1`, and `r2` for when `r1` would equal the original). `None`: the rule
+/// is not random (null, value, statement, untouched).
+fn keyed(rule: &Rule, col: &str) -> Option<(String, String)> {
+    let name = rule.name();
+    let h = digest_bits(name, col, 1);
+    let hex = digest_hex(name, col);
+    Some(match rule {
+        // 128 bits of digest: a collision among a billion distinct values has
+        // a probability below 10^-20.
+        Rule::UniqueEmail => (
+            format!("'u' || pg_catalog.substr({hex}, 1, 32) || '@example.org'"),
+            format!("'v' || pg_catalog.substr({hex}, 33, 32) || '@example.org'"),
+        ),
+        Rule::UniqueSecret => (
+            format!("'secret' || pg_catalog.substr({hex}, 1, 32)"),
+            format!("'secret_' || pg_catalog.substr({hex}, 33, 32)"),
+        ),
+        // 18 digits (about 60 bits): see the README on collisions.
+        Rule::UniquePhone => (
+            format!("(100000000000000000 + {h} % 900000000000000000)::text"),
+            format!("(100000000000000000 + ({h} + 1) % 900000000000000000)::text"),
+        ),
+        Rule::RandomLetter => (
+            format!("pg_catalog.chr(65 + ({h} % 26)::int)"),
+            format!("pg_catalog.chr(65 + (({h} + 1) % 26)::int)"),
+        ),
+        Rule::RandomInt => (format!("({h} % 101)::int"), format!("(({h} + 1) % 101)::int")),
+        Rule::RandomDate => (
+            format!("date '1970-01-01' + ({h} % 10000)::int"),
+            format!("date '1970-01-01' + (({h} + 1) % 10000)::int"),
+        ),
+        // A fixed anchor, not now(): the same value on every run.
+        Rule::RandomTime => (
+            format!("timestamptz '2026-01-01 00:00:00+00' - ({h} % 100000000) * interval '1 second'"),
+            format!("timestamptz '2026-01-01 00:00:00+00' - ({h} % 100000000) * interval '1 second' - interval '1 day 1 second'"),
+        ),
+        Rule::RandomIp => (
+            format!("(1 + {h} % 254)::text || '.0.0.1'"),
+            format!("(1 + ({h} + 1) % 254)::text || '.0.0.1'"),
+        ),
+        Rule::RandomString => (
+            format!("pg_catalog.substr({hex}, 1, 10)"),
+            format!("'z' || pg_catalog.substr({hex}, 1, 9)"),
+        ),
+        Rule::Null | Rule::Value(_) | Rule::Statement(_) | Rule::Untouched => return None,
+    })
+}
+
 const INTEGER_TYPES: [&str; 3] = ["smallint", "integer", "bigint"];
 
 /// Matches the rules against the synced tables' columns and refuses what
@@ -197,8 +341,11 @@ pub async fn plan(
     selection: &Selection,
     config: &SyncConfig,
 ) -> Result<MaskPlan, StepError> {
-    let mut out = MaskPlan::default();
-    if config.data_rules.is_empty() {
+    let mut out = MaskPlan {
+        salt: config.mask_salt.clone(),
+        ..MaskPlan::default()
+    };
+    if config.data_rules.is_empty() && !config.strict {
         return Ok(out);
     }
     let ctx = "reading the columns the data rules cover";
@@ -209,20 +356,21 @@ pub async fn plan(
         .filter(|t| !t.is_partition)
         .map(|t| t.oid)
         .collect();
-    let rows = client
-        .query_typed(COLUMNS, &[(&roots, Type::OID_ARRAY)])
-        .await
-        .map_err(|e| classify(e, ctx))?;
+    let rows = columns(client, &roots).await?;
     let mut used = vec![false; config.data_rules.len()];
     let mut by_root: BTreeMap<u32, (String, String, Vec<ColumnMask>)> = BTreeMap::new();
-    for r in &rows {
-        let (oid, schema, table, col): (u32, String, String, String) =
-            (r.get("oid"), r.get("schema"), r.get("name"), r.get("col"));
+    for r in rows {
+        let (oid, schema, table, col) = (r.oid, r.schema, r.table, r.column);
         let Some(i) = config
             .data_rules
             .iter()
             .position(|d| d.matches(&schema, &table, &col))
         else {
+            // Key columns are classified by what they are; generated ones are
+            // computed by staging from the (masked) others.
+            if config.strict && !r.is_key && !r.generated {
+                out.unclassified.push(format!("{schema}.{table}.{col}"));
+            }
             continue;
         };
         used[i] = true;
@@ -232,22 +380,23 @@ pub async fn plan(
         }
         let at = format!("{schema}.{table}.{col}");
         let key = &rule.key;
-        if r.get::<_, bool>("generated") {
+        if r.generated {
             return Err(bad(format!(
                 "data_rules.{key} covers {at}, a generated column (the target computes it); narrow the key"
             )));
         }
-        if r.get::<_, bool>("is_key") {
+        if r.is_key {
             return Err(bad(format!(
                 "data_rules.{key} covers {at}, a primary- or foreign-key column: masking it would break joins; \
                  narrow the key or mark the column untouched before it"
             )));
         }
-        let pk: Option<Vec<String>> = r.get("pk");
-        let pk = match (rule.rule.needs_primary_key(), pk.as_deref()) {
+        let pk = r.pk;
+        let needs_pk = rule.rule.needs_primary_key() && !config.deterministic;
+        let pk = match (needs_pk, pk.as_deref()) {
             (false, _) => None,
             (true, Some([one])) => {
-                let pk_type: String = r.get("pk_type");
+                let pk_type = r.pk_type.unwrap_or_default();
                 if rule.rule == Rule::UniquePhone && !INTEGER_TYPES.contains(&pk_type.as_str()) {
                     return Err(bad(format!(
                         "data_rules.{key}: unique_phone needs an integer primary key, and {schema}.{table}'s is {pk_type}"
@@ -261,10 +410,19 @@ pub async fn plan(
                 )))
             }
         };
-        let Some(expr) = expression(&rule.rule, pk.as_deref()) else {
-            continue;
+        let ty = r.type_name;
+        let quoted = sql::ident(&col);
+        let expr = match (config.deterministic, keyed(&rule.rule, &quoted)) {
+            // Never the original value: r1 unless it casts to the original, then r2 (r1 ≠ r2).
+            (true, Some((r1, r2))) => format!(
+                "CASE WHEN {quoted} IS NULL THEN NULL \
+                 WHEN CAST(({r1}) AS {ty})::text = {quoted}::text THEN ({r2}) ELSE ({r1}) END"
+            ),
+            _ => match expression(&rule.rule, pk.as_deref()) {
+                Some(e) => e,
+                None => continue,
+            },
         };
-        let ty: String = r.get("type");
         by_root
             .entry(oid)
             .or_insert_with(|| (schema.clone(), table.clone(), Vec::new()))
@@ -364,6 +522,7 @@ pub async fn mask(
         return Ok(out);
     }
     crate::create_bookkeeping(client, sql::CREATE_MASK_PROGRESS, timeouts, ctx).await?;
+    plan.set_salt(client).await?;
     let mut chunks_now = 0u32;
     let mut out_of_time = false;
     'tables: for t in plan.tables.values() {
@@ -388,14 +547,25 @@ pub async fn mask(
                 (0, end)
             }
         };
+        let mut ours: Vec<String> = client
+            .query_one(sql::MASK_XIDS, &[&run, &name])
+            .await
+            .map_err(err)?
+            .get(0);
         while next < end {
             if out_of_time || budget.remaining() < min_slice {
                 out_of_time = true;
                 break 'tables;
             }
             let hi = (next + chunk_blocks.max(1)).min(end);
-            match mask_chunk(client, t, &name, run, (next, hi), timeouts, budget).await {
-                Ok(rows) => {
+            let chunk = Chunk {
+                run,
+                range: (next, hi),
+                ours: &ours,
+            };
+            match mask_chunk(client, t, &name, chunk, timeouts, budget).await {
+                Ok((rows, xid)) => {
+                    ours.push(xid);
                     out.rows += rows;
                     chunks_now += 1;
                     next = hi;
@@ -437,15 +607,32 @@ pub async fn mask(
 
 /// One block range of one table, its progress committed with it; user
 /// triggers stay quiet (as for the load itself).
+/// One masking statement's range, and the transactions whose rows are masked already.
+struct Chunk<'a> {
+    run: &'a str,
+    range: (i64, i64),
+    ours: &'a [String],
+}
+
 async fn mask_chunk(
     client: &mut Client,
     t: &TableMask,
     name: &str,
-    run: &str,
-    (lo, hi): (i64, i64),
+    chunk: Chunk<'_>,
     timeouts: Timeouts,
     budget: Budget,
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<(u64, String), tokio_postgres::Error> {
+    let (run, (lo, hi)) = (chunk.run, chunk.range);
+    // Rows an earlier chunk wrote (moved here by its update) are skipped: a
+    // constant list, which PostgreSQL 14+ matches with a hash table.
+    let skip = if chunk.ours.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND NOT (xmin = ANY ('{{{}}}'::pg_catalog.xid[]))",
+            chunk.ours.join(",")
+        )
+    };
     let tx = client.transaction().await?;
     tx.batch_execute(&sql::prelude_user_sql(
         budget.statement_timeout(timeouts.statement),
@@ -459,12 +646,16 @@ async fn mask_chunk(
     let rows = tx
         .execute(
             &format!(
-                "UPDATE ONLY {name} SET {} WHERE ctid >= '({lo},0)'::pg_catalog.tid AND ctid < '({hi},0)'::pg_catalog.tid",
+                "UPDATE ONLY {name} SET {} WHERE ctid >= '({lo},0)'::pg_catalog.tid AND ctid < '({hi},0)'::pg_catalog.tid{skip}",
                 t.assignments()
             ),
             &[],
         )
         .await?;
+    let xid: String = tx
+        .query_one(sql::RECORD_MASK_XID, &[&run, &name])
+        .await?
+        .get(0);
     if let Some(on) = triggers::triggers_statement(name, &quiet, true) {
         tx.batch_execute(&on).await?;
     }
@@ -474,5 +665,5 @@ async fn mask_chunk(
     )
     .await?;
     tx.commit().await?;
-    Ok(rows)
+    Ok((rows, xid))
 }

@@ -716,7 +716,24 @@ CREATE TABLE IF NOT EXISTS dbsync.mask_progress (
     rows       int8 NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (execution, table_name)
+);
+-- The transactions that masked each table: an update may move a row into a
+-- block range not masked yet, and a row written by one of these must not be
+-- masked twice (a deterministic rule would mask the masked value).
+CREATE TABLE IF NOT EXISTS dbsync.mask_xids (
+    execution  text NOT NULL,
+    table_name text NOT NULL,
+    xid        xid NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 )";
+
+/// The transactions that masked a table so far in this execution.
+pub const MASK_XIDS: &str = "SELECT coalesce(pg_catalog.array_agg(xid::text), '{}') \
+     FROM dbsync.mask_xids WHERE execution = $1 AND table_name = $2";
+
+/// Records the masking transaction itself (the 32-bit xid rows carry as `xmin`).
+pub const RECORD_MASK_XID: &str = "INSERT INTO dbsync.mask_xids (execution, table_name, xid) \
+     VALUES ($1, $2, (pg_catalog.txid_current() % 4294967296)::text::xid) RETURNING xid::text";
 
 pub const MASK_PROGRESS: &str =
     "SELECT next_block, end_block FROM dbsync.mask_progress WHERE execution = $1 AND table_name = $2";
@@ -737,7 +754,9 @@ pub const MASK_REMAINING: &str = "SELECT pg_catalog.count(*) FILTER (WHERE next_
      COALESCE(pg_catalog.sum(rows), 0)::int8 AS rows FROM dbsync.mask_progress WHERE execution = $1";
 
 /// Done: forget this execution's progress (and any an abandoned one left).
-pub const FORGET_MASK_PROGRESS: &str = "DELETE FROM dbsync.mask_progress \
+pub const FORGET_MASK_PROGRESS: &str = "WITH progress AS (DELETE FROM dbsync.mask_progress \
+     WHERE execution = $1 OR updated_at < pg_catalog.now() - interval '2 days') \
+     DELETE FROM dbsync.mask_xids \
      WHERE execution = $1 OR updated_at < pg_catalog.now() - interval '2 days'";
 
 /// `after_sync` progress: the statements this execution has run.

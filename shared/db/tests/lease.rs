@@ -386,3 +386,46 @@ async fn a_restore_killed_in_the_middle_of_a_validate_is_finished_by_the_next_at
 fn env_for(db: &TestDb) -> StepEnv {
     env(db, OrphanPolicy::Fail)
 }
+
+/// Strict masking on the AWS path: a column added to production that no
+/// rule classifies refuses the lease (before any change), naming it; once
+/// classified, the lease is taken.
+#[tokio::test]
+async fn a_strict_config_refuses_an_unclassified_production_column() {
+    let (db, _client) = setup(SCHEMA, true).await;
+    let (prod, prod_client) = setup(SCHEMA, false).await;
+    prod_client
+        .batch_execute("ALTER TABLE app.child ADD COLUMN tax_id text")
+        .await
+        .unwrap();
+    let mut env = env(&db, OrphanPolicy::Fail);
+    env.source = Some(Db::new(DbConfig::from_url(&prod.url).unwrap()));
+    let strict = |rules: &str| {
+        dbsync_workflow::sync_config::SyncConfig::parse(
+            "dbsync.yml",
+            &format!("strict: true\ndata_rules:\n{rules}"),
+        )
+        .unwrap()
+    };
+    env.sync = strict("  \"app.*.*\": untouched\n");
+    // The wildcard classifies everything: the schema check then names the drift.
+    let e = acquire(&env, &db, RUN_A, None).await.unwrap_err();
+    assert_eq!(e.name(), "SchemaMismatch", "{e}");
+    env.sync = strict("  \"app.parent.*\": untouched\n  \"app.child.parent_id\": untouched\n");
+    let e = acquire(&env, &db, RUN_A, None).await.unwrap_err();
+    assert_eq!(e.name(), "UnclassifiedColumns", "{e}");
+    assert!(e.to_string().contains("app.child.tax_id"), "{e}");
+    assert_eq!(
+        dbsync_db::lease::holder(&db.client().await).await.unwrap(),
+        None,
+        "nothing taken"
+    );
+    // Staging migrated and the column classified: the lease is taken.
+    db.client()
+        .await
+        .batch_execute("ALTER TABLE app.child ADD COLUMN tax_id text")
+        .await
+        .unwrap();
+    env.sync = strict("  tax_id: random_string\n  \"app.*.*\": untouched\n");
+    assert_eq!(acquire(&env, &db, RUN_A, None).await.unwrap()["done"], true);
+}

@@ -636,6 +636,8 @@ async fn worker(
         ))
         .await
         .map_err(|e| classify(e, ctx))?;
+    // Deterministic data rules read their key from the session.
+    plans.masks.set_salt(&source).await?;
     let open_target = || async {
         let target = opts.target.connect().await?;
         // A refresh can be redone from the source: no need to wait for the WAL flush.

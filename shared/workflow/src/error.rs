@@ -175,6 +175,11 @@ pub enum StepError {
     /// The run was stopped by the operator (Ctrl-C, SIGTERM).
     #[error("interrupted: {0}")]
     Interrupted(String),
+
+    /// Strict masking: a synced column that no data rule classifies (a new
+    /// column on production, most often). Found before anything changes.
+    #[error("unclassified columns: {0}; nothing was changed — give each a data rule, or `untouched` if it holds no personal data")]
+    UnclassifiedColumns(String),
 }
 
 /// A marker copied along with a database names the original.
@@ -226,6 +231,7 @@ impl StepError {
         "SameDatabase",
         "SourceTargetSwapped",
         "Interrupted",
+        "UnclassifiedColumns",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
@@ -271,6 +277,7 @@ impl StepError {
             Self::SameDatabase(_) => "SameDatabase",
             Self::SourceTargetSwapped(_) => "SourceTargetSwapped",
             Self::Interrupted(_) => "Interrupted",
+            Self::UnclassifiedColumns(_) => "UnclassifiedColumns",
         }
     }
 
@@ -330,6 +337,7 @@ pub(crate) mod tests {
             StepError::SameDatabase("db on localhost".into()),
             StepError::SourceTargetSwapped("staging is opted in".into()),
             StepError::Interrupted("Ctrl-C during the copy".into()),
+            StepError::UnclassifiedColumns("public.users.phone2".into()),
         ]
     }
 

@@ -14,6 +14,11 @@
 //!   - UPDATE public.webhooks SET enabled = false
 //! allow_lossless_casts: false # copy a column whose staging type is wider
 //!                             # (int → bigint, varchar(5) → text) through a cast
+//! strict: true                # every column of every synced table classified
+//!                             # (a rule, `untouched`, or a key column)
+//! deterministic: true         # unique_*/random_* rules: a keyed function of the
+//!                             # original value (salt: DBSYNC_MASK_SALT locally,
+//!                             # MaskSaltSecretArn on AWS)
 //! ```
 //!
 //! Matching follows pgsync: a key is `column`, `table.column` or
@@ -209,6 +214,47 @@ pub struct SyncConfig {
     /// integer, a longer varchar, …) is copied through a cast instead of
     /// refusing the run.
     pub allow_lossless_casts: bool,
+    /// Every column of every synced table must be classified (a rule,
+    /// `untouched`, or a primary/foreign-key column): a column no rule names
+    /// refuses the run before any change.
+    pub strict: bool,
+    /// `unique_*` and `random_*` rules give a keyed function of the original
+    /// value and the salt instead of a random draw.
+    pub deterministic: bool,
+    /// The deterministic rules' key (never printed); filled by the caller
+    /// from `DBSYNC_MASK_SALT` or a secret, not from the file.
+    pub mask_salt: Option<MaskSalt>,
+}
+
+/// Where the CLI (and a Lambda without a salt secret) finds the salt.
+pub const SALT_ENV: &str = "DBSYNC_MASK_SALT";
+
+/// The key of the deterministic rules. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaskSalt(String);
+
+impl std::fmt::Debug for MaskSalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MaskSalt(<redacted>)")
+    }
+}
+
+impl MaskSalt {
+    /// A salt of at least 16 characters (shorter ones are guessable).
+    pub fn new(value: &str, origin: &str) -> Result<Self, StepError> {
+        let value = value.trim_end_matches(['\n', '\r']);
+        if value.chars().count() < 16 {
+            return Err(StepError::SyncConfigInvalid(format!(
+                "the masking salt ({origin}) must be at least 16 characters; use a random string kept the same across runs, e.g. `openssl rand -hex 32`"
+            )));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The value, for the one place that hands it to PostgreSQL (a bind parameter).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl SyncConfig {
@@ -275,14 +321,19 @@ impl SyncConfig {
                         }
                     }
                 }
-                Some("allow_lossless_casts") => {
-                    out.allow_lossless_casts = v.as_bool().ok_or_else(|| {
-                        bad("allow_lossless_casts must be true or false".into())
-                    })?;
+                Some(flag @ ("allow_lossless_casts" | "strict" | "deterministic")) => {
+                    let on = v
+                        .as_bool()
+                        .ok_or_else(|| bad(format!("{flag} must be true or false")))?;
+                    match flag {
+                        "strict" => out.strict = on,
+                        "deterministic" => out.deterministic = on,
+                        _ => out.allow_lossless_casts = on,
+                    }
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown key {}; the file holds data_rules, after_sync and allow_lossless_casts",
+                        "unknown key {}; the file holds data_rules, after_sync, strict, deterministic and allow_lossless_casts",
                         other.map_or_else(|| format!("{k:?}"), |s| format!("{s:?}"))
                     )))
                 }
@@ -316,6 +367,22 @@ impl SyncConfig {
 
     pub fn is_empty(&self) -> bool {
         self.data_rules.is_empty() && self.after_sync.is_empty()
+    }
+
+    /// With `deterministic: true`, takes the salt from `value` (`origin`
+    /// names where it came from); a missing one is refused by name.
+    pub fn with_salt(mut self, value: Option<&str>, origin: &str) -> Result<Self, StepError> {
+        match (self.deterministic, value) {
+            (false, _) => Ok(self),
+            (true, Some(v)) => {
+                self.mask_salt = Some(MaskSalt::new(v, origin)?);
+                Ok(self)
+            }
+            (true, None) => Err(StepError::SyncConfigInvalid(format!(
+                "{}: deterministic: true needs a salt ({origin}): a random string of 16 or more characters, the same on every run",
+                self.origin
+            ))),
+        }
     }
 }
 
