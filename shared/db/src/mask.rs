@@ -266,16 +266,9 @@ pub async fn columns(
         .collect())
 }
 
-/// 60 bits of the keyed digest of `col` under `rule`, from hex digit
-/// `from` (1-based): sha256 over the salt, the rule's name and the value's
-/// text. The salt comes from the session (`set_salt`), never the SQL text.
-fn digest_bits(rule: &str, col: &str, from: u32) -> String {
-    format!(
-        "('x' || pg_catalog.substr({}, {from}, 15))::bit(60)::int8",
-        digest_hex(rule, col)
-    )
-}
-
+/// The keyed digest of `col` under `rule` as 64 hex digits: sha256 over
+/// the salt, the rule's name and the value's text. The salt comes from the
+/// session (`set_salt`), never from the SQL text.
 fn digest_hex(rule: &str, col: &str) -> String {
     format!(
         "pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(\
@@ -283,13 +276,20 @@ fn digest_hex(rule: &str, col: &str) -> String {
     )
 }
 
+/// The digest, computed once per row and column, as `k.d` (see [`keyed`]).
+const DIGEST: &str = "k.d";
+
+/// 60 bits of the digest from hex digit `from` (1-based), as an int8.
+fn digest_bits(from: u32) -> String {
+    format!("('x' || pg_catalog.substr({DIGEST}, {from}, 15))::bit(60)::int8")
+}
+
 /// The deterministic form of a rule: two candidates that always differ
 /// (`r1`, and `r2` for when `r1` would equal the original). `None`: the rule
 /// is not random (null, value, statement, untouched).
-fn keyed(rule: &Rule, col: &str) -> Option<(String, String)> {
-    let name = rule.name();
-    let h = digest_bits(name, col, 1);
-    let hex = digest_hex(name, col);
+fn keyed(rule: &Rule) -> Option<(String, String)> {
+    let h = digest_bits(1);
+    let hex = DIGEST;
     Some(match rule {
         // 128 bits of digest: a collision among a billion distinct values has
         // a probability below 10^-20.
@@ -412,11 +412,14 @@ pub async fn plan(
         };
         let ty = r.type_name;
         let quoted = sql::ident(&col);
-        let expr = match (config.deterministic, keyed(&rule.rule, &quoted)) {
-            // Never the original value: r1 unless it casts to the original, then r2 (r1 ≠ r2).
+        let expr = match (config.deterministic, keyed(&rule.rule)) {
+            // Never the original value: r1 unless it casts to the original,
+            // then r2 (r1 ≠ r2). The digest is computed once, in `k`.
             (true, Some((r1, r2))) => format!(
-                "CASE WHEN {quoted} IS NULL THEN NULL \
-                 WHEN CAST(({r1}) AS {ty})::text = {quoted}::text THEN ({r2}) ELSE ({r1}) END"
+                "CASE WHEN {quoted} IS NULL THEN NULL ELSE (SELECT \
+                 CASE WHEN CAST(({r1}) AS {ty})::text = {quoted}::text THEN ({r2}) ELSE ({r1}) END \
+                 FROM (SELECT {} AS d) AS k) END",
+                digest_hex(rule.rule.name(), &quoted)
             ),
             _ => match expression(&rule.rule, pk.as_deref()) {
                 Some(e) => e,
