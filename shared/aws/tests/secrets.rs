@@ -58,6 +58,39 @@ async fn a_good_secret_connects() {
     assert_eq!(row.get::<_, String>(0), PASSWORD_USER);
 }
 
+/// An RDS-managed master user secret holds only `username` and `password`:
+/// the endpoint comes from the deployment (TargetDbHost, …).
+#[tokio::test]
+async fn an_rds_managed_secret_connects_with_the_deployments_endpoint() {
+    let c = sm().await;
+    let arn = secret(
+        &c,
+        &format!(r#"{{"username":"{PASSWORD_USER}","password":"{PASSWORD}"}}"#),
+    )
+    .await;
+    let endpoint = dbsync_db::Endpoint {
+        host: Some("127.0.0.1".into()),
+        port: Some(Cluster::shared().port),
+        dbname: Some("postgres".into()),
+    };
+    let finish: secrets::Finish = Arc::new(|c: DbConfig| c.with_tls(TlsMode::Disable, None));
+    let db = Db::with_loader(secrets::loader_at(
+        arn,
+        Arc::new(SecretsManager::new(c.clone())),
+        endpoint,
+        finish,
+    ));
+    let row = db
+        .client()
+        .await
+        .unwrap()
+        .query_one("select current_user::text, current_database()::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), PASSWORD_USER);
+    assert_eq!(row.get::<_, String>(1), "postgres");
+}
+
 #[tokio::test]
 async fn malformed_secrets_are_named_without_leaking() {
     let c = sm().await;
@@ -68,7 +101,7 @@ async fn malformed_secrets_are_named_without_leaking() {
         ),
         (
             r#"{"username":"app","password":"TOPSECRET-1"}"#.to_owned(),
-            "missing field `host`",
+            "holds no host",
         ),
         (
             r#"{"host":"h","password":"TOPSECRET-1"}"#.to_owned(),

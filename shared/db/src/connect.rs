@@ -50,16 +50,30 @@ impl fmt::Debug for DbConfig {
     }
 }
 
-/// The JSON shape of an RDS-managed (or hand-made) Secrets Manager secret.
+/// The JSON shape of a Secrets Manager database secret. Secrets rotated by
+/// a Lambda function hold `host`, `port`, `dbname` beside the credentials;
+/// RDS-managed master secrets hold only `username` and `password`, and the
+/// rest comes from an [`Endpoint`].
 #[derive(serde::Deserialize)]
 struct Secret {
-    host: String,
+    #[serde(default)]
+    host: Option<String>,
     #[serde(default)]
     port: Option<serde_json::Value>,
     username: String,
     password: String,
     #[serde(default)]
     dbname: Option<String>,
+}
+
+/// Where a database is when its secret holds only credentials: the
+/// deployment's parameters (`DB_HOST`/`DB_PORT`/`DB_NAME`, and `SOURCE_DB_…`
+/// for production). A secret's own values win where it has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
 }
 
 impl DbConfig {
@@ -108,6 +122,16 @@ impl DbConfig {
     /// `password`, `dbname`), as RDS-managed secrets store it. Errors
     /// (`SecretInvalid`) name the secret by `name` and never quote it.
     pub fn from_secret_json(name: &str, secret: &str) -> Result<Self, StepError> {
+        Self::from_secret_json_at(name, secret, &Endpoint::default())
+    }
+
+    /// [`from_secret_json`](Self::from_secret_json), taking what the secret
+    /// lacks (host, port, database) from `endpoint`.
+    pub fn from_secret_json_at(
+        name: &str,
+        secret: &str,
+        endpoint: &Endpoint,
+    ) -> Result<Self, StepError> {
         let s: Secret = serde_json::from_str(secret).map_err(|e| {
             // serde's message can quote a value; only "missing field" is safe to repeat.
             let msg = e.to_string();
@@ -124,11 +148,11 @@ impl DbConfig {
                 ),
             };
             StepError::SecretInvalid(format!(
-                "{name}: needs host, username, password (and port, dbname): {what}"
+                "{name}: needs username and password (and host, port, dbname unless the deployment gives them): {what}"
             ))
         })?;
         let port = match &s.port {
-            None => Some(5432),
+            None => Some(endpoint.port.unwrap_or(5432)),
             Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
             Some(serde_json::Value::String(p)) => p.parse().ok(),
             Some(_) => None,
@@ -136,17 +160,31 @@ impl DbConfig {
         .ok_or_else(|| {
             StepError::SecretInvalid(format!("{name}: the port is not a valid port number"))
         })?;
-        if s.host.is_empty() || s.username.is_empty() {
+        let host = s
+            .host
+            .filter(|h| !h.is_empty())
+            .or_else(|| endpoint.host.clone())
+            .ok_or_else(|| {
+                StepError::SecretInvalid(format!(
+                    "{name}: holds no host (an RDS-managed master secret holds only the credentials): give the database's endpoint as a parameter (TargetDbHost / SourceDbHost)"
+                ))
+            })?;
+        if s.username.is_empty() {
             return Err(StepError::SecretInvalid(format!(
-                "{name}: the host or username is empty"
+                "{name}: the username is empty"
             )));
         }
+        let dbname = s
+            .dbname
+            .filter(|d| !d.is_empty())
+            .or_else(|| endpoint.dbname.clone())
+            .unwrap_or_else(|| "postgres".into());
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&s.host)
+        pg.host(&host)
             .port(port)
             .user(&s.username)
             .password(&s.password)
-            .dbname(s.dbname.as_deref().unwrap_or("postgres"));
+            .dbname(&dbname);
         Ok(Self {
             pg,
             // RDS accepts TLS everywhere; callers that know better override it.
@@ -395,10 +433,33 @@ mod tests {
     }
 
     #[test]
+    fn an_rds_managed_secret_takes_the_endpoint_from_the_deployment() {
+        // RDS-managed master secrets hold only the credentials.
+        let managed = r#"{"username":"postgres","password":"p"}"#;
+        let e = DbConfig::from_secret_json("arn:s", managed).unwrap_err();
+        assert_eq!(e.name(), "SecretInvalid");
+        assert!(e.to_string().contains("TargetDbHost"), "{e}");
+        let at = Endpoint {
+            host: Some("db.abc.eu-west-1.rds.amazonaws.com".into()),
+            port: Some(6432),
+            dbname: Some("staging".into()),
+        };
+        let c = DbConfig::from_secret_json_at("arn:s", managed, &at).unwrap();
+        assert_eq!(
+            c.describe(),
+            "postgres@db.abc.eu-west-1.rds.amazonaws.com:6432/staging"
+        );
+        // A rotation-shaped secret's own values win.
+        let full = r#"{"username":"a","password":"b","host":"h","port":5433,"dbname":"d"}"#;
+        let c = DbConfig::from_secret_json_at("arn:s", full, &at).unwrap();
+        assert_eq!(c.describe(), "a@h:5433/d");
+    }
+
+    #[test]
     fn bad_secrets_do_not_leak() {
         for s in [
             r#"{"username":"a","password":"TOPSECRET","host":"h","port":"x"}"#,
-            r#"{"username":"a","password":"TOPSECRET"}"#,
+            r#"{"password":"TOPSECRET","host":"h"}"#,
             r#"{"username":"a","password":"TOPSECRET","#,
             r#"{"username":"a","password":"TOPSECRET","host":"h","port":99999}"#,
         ] {

@@ -3,7 +3,8 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `DATABASE_URL` | target as `postgres://…` (`sslmode`, `sslrootcert` accepted) | this or `DB_SECRET_ARN` |
-//! | `DB_SECRET_ARN` | Secrets Manager secret with the target's settings (RDS JSON: host, port, username, password, dbname) | this or `DATABASE_URL` |
+//! | `DB_SECRET_ARN` | Secrets Manager secret with the target's settings (host, port, username, password, dbname; an RDS-managed secret's username and password alone) | this or `DATABASE_URL` |
+//! | `DB_HOST` / `DB_PORT` / `DB_NAME` (`SOURCE_DB_…` for production) | where the database is when its secret holds only credentials | from the secret |
 //! | `DB_SSLMODE` | `disable` / `require` / `verify-ca` / `verify-full`, overrides the URL or secret | URL: from the URL; secret: `require` |
 //! | `DB_SSLROOTCERT` | CA bundle path (e.g. the RDS global bundle shipped with the function) | public roots |
 //! | `DB_STATEMENT_TIMEOUT_MS` | ceiling for any one statement | 600000 |
@@ -82,9 +83,10 @@ pub fn connection_from_env(
             "both {url_var} and {secret_var} are set; set only one"
         ))),
         (Some(url), None, _) => Ok(Db::new(finish(DbConfig::from_url(&url)?))),
-        (None, Some(arn), Some(reader)) => Ok(Db::with_loader(crate::secrets::loader(
+        (None, Some(arn), Some(reader)) => Ok(Db::with_loader(crate::secrets::loader_at(
             arn,
             reader,
+            endpoint_from_env(secret_var)?,
             Arc::new(finish),
         ))),
         (None, Some(_), None) => Err(StepError::Configuration(format!(
@@ -150,6 +152,26 @@ impl StepEnv {
         }
         result
     }
+}
+
+/// Where the database of `secret_var` is when its secret holds only
+/// credentials: `DB_HOST`/`DB_PORT`/`DB_NAME` beside `DB_SECRET_ARN`,
+/// `SOURCE_DB_HOST`/… beside `SOURCE_DB_SECRET_ARN`.
+fn endpoint_from_env(secret_var: &str) -> Result<crate::Endpoint, StepError> {
+    let prefix = secret_var.trim_end_matches("SECRET_ARN");
+    let port_var = format!("{prefix}PORT");
+    let port =
+        match config::var(&port_var) {
+            None => None,
+            Some(p) => Some(p.parse::<u16>().map_err(|_| {
+                StepError::Configuration(format!("{port_var} is not a port number"))
+            })?),
+        };
+    Ok(crate::Endpoint {
+        host: config::var(&format!("{prefix}HOST")),
+        port,
+        dbname: config::var(&format!("{prefix}NAME")),
+    })
 }
 
 /// The sync configuration with its salt, for `deterministic: true`: the

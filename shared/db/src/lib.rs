@@ -40,7 +40,7 @@ pub mod verify;
 pub mod version;
 pub mod views;
 
-pub use connect::{ConfigLoader, Db, DbConfig, Timeouts};
+pub use connect::{ConfigLoader, Db, DbConfig, Endpoint, Timeouts};
 pub use env::StepEnv;
 pub use error::classify;
 pub use selection::{is_reserved, Selection};
