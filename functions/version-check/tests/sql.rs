@@ -207,14 +207,21 @@ async fn the_version_query_cannot_write() {
         database("vro_prod", &[7]).await,
         database("vro_stage", &[7]).await,
     );
-    let writing = "insert into schema_migrations values (8) returning version::text";
-    let src = SqlSource::new(handle(&prod.url), handle(&staging.url), writing.into());
-    let e = version_check::handle(&src, json!({})).await.unwrap_err();
-    assert_eq!(e.name(), "DatabaseError");
-    assert!(
-        e.to_string().contains("25006") || e.to_string().contains("read-only"),
-        "{e}"
-    );
+    // A write, a write hidden in a CTE, and statements that try to leave the
+    // read-only transaction: each refused by name, nothing written.
+    for writing in [
+        "insert into schema_migrations values (8) returning version::text",
+        "with w as (insert into schema_migrations values (8) returning version) select version::text from w",
+        "select '7'; commit; insert into schema_migrations values (8)",
+        "commit; insert into schema_migrations values (8) returning version::text",
+    ] {
+        let src = SqlSource::new(handle(&prod.url), handle(&staging.url), writing.into());
+        let e = version_check::handle(&src, json!({})).await.unwrap_err();
+        assert!(
+            ["ConfigurationError", "DatabaseError"].contains(&e.name()),
+            "{writing}: {e}"
+        );
+    }
     let rows: i64 = prod
         .client()
         .await

@@ -85,27 +85,40 @@ impl SqlVersionSource<'_> {
             ))
             .await
             .map_err(|e| crate::classify(e, &context))?;
-        // The simple protocol returns every column as text, whatever its type.
-        let result = client.simple_query(&self.query).await;
+        // One statement through the extended protocol, as a subquery: a
+        // `COMMIT; …` in the query cannot leave the read-only transaction
+        // (the server takes exactly one statement, and a subquery must be a
+        // query). Its first column, any type, as text.
+        let query = self.query.trim().trim_end_matches(';').trim_end();
+        let wrapped = format!("SELECT v::text FROM ({query}) AS version_query(v)");
+        let result = client.query(&wrapped, &[]).await;
         let end = client
             .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })
             .await;
-        let messages = result.map_err(|e| crate::classify(e, &context))?;
-        end.map_err(|e| crate::classify(e, &context))?;
-        let mut rows = messages.iter().filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-            _ => None,
-        });
-        let side_name = side.as_str();
-        let row = rows.next().ok_or_else(|| {
-            StepError::VersionUnavailable(format!("{side_name}: the version query returned no row"))
+        let rows = result.map_err(|e| match e.code() {
+            Some(code) if code.code() == "42601" => StepError::Configuration(format!(
+                "the version query must be one SELECT (it runs read-only, as a subquery): {}",
+                e.as_db_error().map_or("", |d| d.message())
+            )),
+            _ => crate::classify(e, &context),
         })?;
-        if rows.next().is_some() {
-            return Err(StepError::VersionInvalid(format!(
-                "{side_name}: the version query returned more than one row"
-            )));
-        }
-        let value = row.get(0).ok_or_else(|| {
+        end.map_err(|e| crate::classify(e, &context))?;
+        let side_name = side.as_str();
+        let row = match rows.as_slice() {
+            [] => {
+                return Err(StepError::VersionUnavailable(format!(
+                    "{side_name}: the version query returned no row"
+                )))
+            }
+            [row] => row,
+            _ => {
+                return Err(StepError::VersionInvalid(format!(
+                    "{side_name}: the version query returned more than one row"
+                )))
+            }
+        };
+        let value: Option<&str> = row.get(0);
+        let value = value.ok_or_else(|| {
             StepError::VersionUnavailable(format!(
                 "{side_name}: the version query returned NULL (no migrations recorded?)"
             ))
