@@ -643,3 +643,36 @@ async fn serverless_provisioning_that_never_ends_times_out_and_is_stopped() {
     assert!(!h.dms.calls_of(Op::StopReplication).is_empty());
     h.assert_fks_intact().await;
 }
+
+/// A second stack on the same staging: its execution holds the lease, and
+/// this state machine may not describe it (its role covers its own
+/// executions). Refused by name, saying how to release it; nothing changed.
+#[tokio::test]
+async fn a_lease_held_by_another_stacks_execution_is_named() {
+    let h = Harness::new().await;
+    let other = "arn:aws:states:us-east-1:123456789012:execution:other-stack-sync:scheduled-1";
+    h.staging
+        .client()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO dbsync.lease (execution, expires_at) VALUES ('{other}', now() + interval '1 day')"
+        ))
+        .await
+        .unwrap();
+    let ex = h.run().await;
+    let cause = ex.assert_failed_with("LeaseHeldElsewhere");
+    assert!(
+        cause.contains(other) && cause.contains("DELETE FROM dbsync.lease"),
+        "{cause}"
+    );
+    assert!(!entered(&ex, "DropForeignKeys"), "{:?}", ex.states());
+    let holder: String = h
+        .staging
+        .client()
+        .await
+        .query_one("SELECT execution FROM dbsync.lease", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holder, other, "the other stack's lease is left alone");
+}

@@ -182,6 +182,9 @@ pub struct Steps {
     invocations: Mutex<Vec<(String, Option<String>)>>,
     /// Faults to inject, consumed per invocation of their step, in order.
     faults: Mutex<Vec<(String, StepFault)>>,
+    /// The state machine's name: its role may describe only its own
+    /// executions (the template's `states:DescribeExecution` resource).
+    machine_name: String,
 }
 
 impl Steps {
@@ -260,6 +263,18 @@ impl Steps {
             }
             "arn:aws:states:::aws-sdk:sfn:describeExecution" => {
                 let arn = req.input["ExecutionArn"].as_str().unwrap_or_default();
+                // IAM as the template grants it: executions of this state machine only
+                // (arn:aws:states:region:account:execution:machine:name).
+                if arn
+                    .split(':')
+                    .nth(6)
+                    .is_some_and(|machine| machine != self.machine_name)
+                {
+                    return Err(TaskError::new(
+                        "Sfn.AccessDeniedException",
+                        format!("not authorized to perform: states:DescribeExecution on resource: {arn}"),
+                    ));
+                }
                 match self
                     .sfn
                     .describe_execution()
@@ -579,6 +594,7 @@ impl Harness {
             sfn: sfn.clone(),
             invocations: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            machine_name: machine_name.clone(),
         });
         let definition = naming::substitute(
             include_str!(concat!(
