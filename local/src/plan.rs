@@ -15,6 +15,8 @@ struct Plan {
     opted_in: bool,
     fks: Vec<(String, String, String)>,
     checks: Vec<(String, String, String)>,
+    /// User triggers switched off for the load and back on.
+    triggers: Vec<String>,
     seqs: Vec<dbsync_db::sequences::SequenceUse>,
     /// `None` without `--source`.
     copy: Option<Vec<String>>,
@@ -71,6 +73,7 @@ pub async fn plan(
     let opted_in = dbsync_db::target::is_target(&mut client).await?;
     let fks = dbsync_db::fks::plan(&mut client, selection).await?;
     let checks = dbsync_db::fks::plan_checks(&mut client, selection).await?;
+    let triggers = dbsync_db::fks::plan_triggers(&client, selection).await?;
     let tables = dbsync_db::selected_tables(&client, selection).await?;
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let seqs = dbsync_db::sequences::sequence_uses(&client, &oids).await?;
@@ -124,6 +127,7 @@ pub async fn plan(
         opted_in,
         fks,
         checks,
+        triggers,
         seqs,
         copy,
         compat,
@@ -176,6 +180,7 @@ fn document(p: &Plan) -> Value {
         })).collect::<Vec<_>>()),
         "foreignKeysToDrop": p.fks.iter().map(|(c, n, parent)| json!({"table": c, "constraint": n, "references": parent})).collect::<Vec<_>>(),
         "notValidChecksToLift": p.checks.iter().map(|(t, n, d)| json!({"table": t, "constraint": n, "definition": d})).collect::<Vec<_>>(),
+        "triggersToSwitchOff": p.triggers,
         "sequencesToFix": p.seqs.iter().map(|s| json!({"sequence": s.name, "columns": s.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
         "tablesToCopy": p.copy,
         "maskedColumns": p.masked.iter().map(|(c, k, r)| json!({"column": c, "key": k, "rule": r})).collect::<Vec<_>>(),
@@ -262,6 +267,14 @@ fn text(p: &Plan) -> String {
     );
     for (table, name, _) in &p.checks {
         let _ = writeln!(s, "  {table:<40} {name}");
+    }
+    let _ = writeln!(
+        s,
+        "\nuser triggers off for the load, back on in their modes ({}):",
+        p.triggers.len()
+    );
+    for t in &p.triggers {
+        let _ = writeln!(s, "  {t}");
     }
     let _ = writeln!(s, "\nsequences to move past the data ({}):", p.seqs.len());
     for q in &p.seqs {

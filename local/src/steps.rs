@@ -51,9 +51,6 @@ impl InspectTask for LocalTask {
             server: self.target.host(),
             port: self.target.port().map(i32::from),
             database: self.target.database(),
-            // What this script does on DMS, the local replicator does itself:
-            // user triggers are off for each table's load.
-            after_connect_script: Some("SET session_replication_role = replica".into()),
         })
     }
 }

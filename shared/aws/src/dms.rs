@@ -274,10 +274,6 @@ pub(crate) async fn describe_endpoint(
         server: e.server_name().map(str::to_owned),
         port: e.port(),
         database: e.database_name().map(str::to_owned),
-        after_connect_script: e
-            .postgre_sql_settings()
-            .and_then(|p| p.after_connect_script())
-            .map(str::to_owned),
     })
 }
 

@@ -111,6 +111,20 @@ pub async fn drop_fks(
             *n += row.get::<_, i64>(1) as u64;
         }
     }
+    // User triggers off for the load, saved with their modes in this same
+    // transaction (DMS's AfterConnectScript needs a superuser; a table
+    // owner may do this).
+    let triggers = tx
+        .query_typed(
+            &sql::capture_and_plan_triggers_off(),
+            &[(&oids, Type::OID_ARRAY)],
+        )
+        .await
+        .map_err(err)?;
+    for row in &triggers {
+        statements.push_str(row.get::<_, &str>(0));
+        statements.push_str(";\n");
+    }
     if !statements.is_empty() {
         tx.batch_execute(&statements).await.map_err(err)?;
     }
@@ -125,7 +139,54 @@ pub async fn drop_fks(
         dropped,
         saved: saved as u64,
         checks_dropped,
+        triggers_disabled: triggers.len() as u64,
     })
+}
+
+/// The user triggers a run switches off for the load (`plan`).
+pub async fn plan_triggers(
+    client: &Client,
+    selection: &Selection,
+) -> Result<Vec<String>, StepError> {
+    let oids: Vec<u32> = selected_tables(client, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect();
+    Ok(client
+        .query_typed(&sql::triggers_in_scope(), &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(|e| classify(e, "listing user triggers"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Switches every saved user trigger back on in the mode it had and forgets
+/// it, in one transaction (a crash leaves them saved, and the next restore
+/// does it). Returns how many came back.
+async fn restore_triggers(
+    client: &mut Client,
+    timeouts: Timeouts,
+    budget: Budget,
+) -> Result<u64, StepError> {
+    let ctx = "switching user triggers back on";
+    let err = |e| classify(e, ctx);
+    let tx = step_transaction(client, timeouts, budget, true, ctx).await?;
+    tx.batch_execute(sql::UPGRADE_SAVED).await.map_err(err)?;
+    let plan = tx
+        .query_typed(sql::PLAN_TRIGGERS_ON, &[])
+        .await
+        .map_err(err)?;
+    let statements: String = plan
+        .iter()
+        .map(|r| format!("{};\n", r.get::<_, &str>(0)))
+        .collect();
+    if !statements.is_empty() {
+        tx.batch_execute(&statements).await.map_err(err)?;
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(plan.len() as u64)
 }
 
 /// Settings of the restore step.
@@ -307,7 +368,10 @@ pub async fn restore_fks(
     opts: RestoreOptions,
     budget: Budget,
 ) -> Result<RestoreFksOutput, StepError> {
-    let mut out = RestoreFksOutput::default();
+    let mut out = RestoreFksOutput {
+        triggers_restored: restore_triggers(client, opts.timeouts, budget).await?,
+        ..Default::default()
+    };
     let queue = add_phase(client, &opts, budget, &mut out).await?;
     validate_phase(client, &opts, budget, queue, &mut out).await
 }

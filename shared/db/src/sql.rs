@@ -130,7 +130,77 @@ CREATE TABLE IF NOT EXISTS dbsync.saved_check (
     comment         text,
     saved_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (table_schema, table_name, constraint_name)
+);
+-- User triggers switched off for the load, with how each fired (pg_trigger.tgenabled:
+-- O origin, R replica, A always), saved in the transaction that switches them off.
+CREATE TABLE IF NOT EXISTS dbsync.saved_trigger (
+    table_schema text NOT NULL,
+    table_name   text NOT NULL,
+    trigger_name text NOT NULL,
+    mode         \"char\" NOT NULL,
+    saved_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_schema, table_name, trigger_name)
 )";
+
+/// The enabled user triggers of the synced tables and of their partitions
+/// (a partition's clone of a parent's trigger is its own row, switched on
+/// its own: `ONLY` behaves alike on every version). Constraint and internal
+/// triggers are left alone. `$1` = the selected oids.
+const TRIGGERS_IN_SCOPE: &str = "
+WITH rels AS (
+    SELECT s.oid FROM pg_catalog.unnest($1::pg_catalog.oid[]) AS s(oid)
+    UNION
+    SELECT t.relid FROM pg_catalog.unnest($1::pg_catalog.oid[]) AS s(oid),
+           pg_catalog.pg_partition_tree(s.oid) AS t
+),
+trg AS (
+    SELECT n.nspname::text AS table_schema, c.relname::text AS table_name,
+           t.tgname::text AS trigger_name, t.tgenabled AS mode
+    FROM pg_catalog.pg_trigger t
+    JOIN rels ON rels.oid = t.tgrelid
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE NOT t.tgisinternal AND t.tgconstraint = 0 AND t.tgenabled <> 'D'
+)";
+
+/// Saves the triggers in scope and plans switching them off.
+pub fn capture_and_plan_triggers_off() -> String {
+    format!(
+        "{TRIGGERS_IN_SCOPE},
+saved AS (
+    INSERT INTO dbsync.saved_trigger (table_schema, table_name, trigger_name, mode)
+    SELECT table_schema, table_name, trigger_name, mode FROM trg
+    ON CONFLICT DO NOTHING
+)
+SELECT pg_catalog.format('ALTER TABLE ONLY %I.%I DISABLE TRIGGER %I',
+                         table_schema, table_name, trigger_name)
+FROM trg ORDER BY 1"
+    )
+}
+
+/// The triggers in scope, `schema.table.trigger` (for `plan`; changes nothing).
+pub fn triggers_in_scope() -> String {
+    format!(
+        "{TRIGGERS_IN_SCOPE}
+SELECT pg_catalog.format('%I.%I.%I', table_schema, table_name, trigger_name) FROM trg ORDER BY 1"
+    )
+}
+
+/// Plans switching every saved trigger back on in its own mode (those that
+/// still exist), and forgets them all: run in one transaction, exactly once.
+pub const PLAN_TRIGGERS_ON: &str = "
+WITH gone AS (
+    DELETE FROM dbsync.saved_trigger RETURNING table_schema, table_name, trigger_name, mode
+)
+SELECT pg_catalog.format('ALTER TABLE ONLY %I.%I %s TRIGGER %I', g.table_schema, g.table_name,
+                         CASE g.mode WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'A' THEN 'ENABLE ALWAYS'
+                                     ELSE 'ENABLE' END,
+                         g.trigger_name)
+FROM gone g
+JOIN pg_catalog.pg_namespace n ON n.nspname = g.table_schema
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = g.table_name
+JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = g.trigger_name
+ORDER BY 1";
 
 /// The run lease: one row while a sync holds the target. Created by
 /// `init-target`, and by the first acquire on targets opted in before it existed.

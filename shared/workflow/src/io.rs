@@ -150,6 +150,9 @@ pub struct DropFksOutput {
     /// `CHECK … NOT VALID` constraints saved and dropped for the load (restored with the FKs).
     #[serde(default)]
     pub checks_dropped: u64,
+    /// User triggers saved (with their mode) and switched off for the load.
+    #[serde(default)]
+    pub triggers_disabled: u64,
 }
 
 /// One constraint that could not be validated because of orphan rows.
@@ -170,6 +173,9 @@ pub struct RestoreFksOutput {
     /// `CHECK … NOT VALID` constraints put back as they were.
     #[serde(default)]
     pub checks_restored: u64,
+    /// User triggers switched back on, each in the mode it had.
+    #[serde(default)]
+    pub triggers_restored: u64,
     /// Constraints validated by this invocation.
     pub validated: u64,
     /// Constraints skipped because an identical one already existed.

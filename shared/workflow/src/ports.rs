@@ -156,9 +156,6 @@ pub struct EndpointInfo {
     pub server: Option<String>,
     pub port: Option<i32>,
     pub database: Option<String>,
-    /// PostgreSQL endpoint setting run after connecting (e.g.
-    /// `SET session_replication_role = replica`).
-    pub after_connect_script: Option<String>,
 }
 
 /// Something that can read a replication task's configuration and its endpoints.

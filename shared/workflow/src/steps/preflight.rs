@@ -11,9 +11,10 @@
 //!
 //! Reported, not refused (`warnings`): limited LOB mode (values above
 //! `LobMaxSize` are cut with only a log line), LOBs not copied at all, data
-//! error policies that only log, and a target endpoint that leaves triggers
-//! on during the load (no `AfterConnectScript` setting
-//! `session_replication_role` to `replica`).
+//! error policies that only log. User triggers need no endpoint setting
+//! (DMS documents `AfterConnectScript` for CDC only, and
+//! `session_replication_role` needs a superuser): the drop-fks step switches
+//! them off itself, saved with their modes, and restore puts them back.
 //!
 //! The output carries the target endpoint (the lease step checks that the
 //! staging connection points at the same database) and the task's table
@@ -90,10 +91,10 @@ pub async fn handle(
             MAX_TABLE_MAPPINGS / 1024
         ));
     }
-    let Some((endpoint, target)) = target.filter(|_| problems.is_empty()) else {
+    let Some((_, target)) = target.filter(|_| problems.is_empty()) else {
         return Err(StepError::ReplicationTaskMisconfigured(problems.join("; ")));
     };
-    let warnings = warnings(&config.settings, &endpoint);
+    let warnings = warnings(&config.settings);
     for w in &warnings {
         tracing::warn!(task = task_arn, "{w}");
     }
@@ -167,7 +168,7 @@ fn endpoint_target(e: &EndpointInfo) -> Result<EndpointTarget, String> {
 }
 
 /// What a sync accepts but the user should know.
-pub fn warnings(settings: &Value, target: &EndpointInfo) -> Vec<String> {
+pub fn warnings(settings: &Value) -> Vec<String> {
     let mut w = Vec::new();
     let meta = &settings["TargetMetadata"];
     if meta["SupportLobs"] == Value::Bool(false) {
@@ -189,14 +190,6 @@ pub fn warnings(settings: &Value, target: &EndpointInfo) -> Vec<String> {
                 "ErrorBehavior.{key} is {p}: rows DMS cannot write are skipped and only logged; STOP_TASK fails the sync instead"
             ));
         }
-    }
-    let triggers_off = target
-        .after_connect_script
-        .as_deref()
-        .map(|s| s.to_ascii_lowercase())
-        .is_some_and(|s| s.contains("session_replication_role") && s.contains("replica"));
-    if !triggers_off {
-        w.push("the target endpoint leaves triggers on during the load: user triggers fire for every copied row; set the endpoint's AfterConnectScript to SET session_replication_role = replica".into());
     }
     w
 }
@@ -270,22 +263,16 @@ mod tests {
     }
 
     #[test]
-    fn warnings_for_lobs_error_policies_and_triggers() {
-        let quiet = EndpointInfo {
-            after_connect_script: Some("SET session_replication_role = 'replica';".into()),
-            ..Default::default()
-        };
-        assert!(warnings(&json!({}), &quiet).is_empty());
+    fn warnings_for_lobs_and_error_policies_not_for_triggers() {
+        // No endpoint setting is asked for: drop-fks switches triggers off itself.
+        assert!(warnings(&json!({})).is_empty());
         let w = warnings(
             &json!({"TargetMetadata": {"LimitedSizeLobMode": true, "LobMaxSize": 32},
                      "ErrorBehavior": {"DataErrorPolicy": "LOG_ERROR"}}),
-            &EndpointInfo::default(),
         )
         .join("\n");
         assert!(
-            w.contains("32 KB")
-                && w.contains("DataErrorPolicy is LOG_ERROR")
-                && w.contains("triggers on"),
+            w.contains("32 KB") && w.contains("DataErrorPolicy is LOG_ERROR"),
             "{w}"
         );
     }
