@@ -37,7 +37,9 @@ async fn answers_an_event_and_names_its_errors() {
     let out = invoke_once(Path::new(BIN), &env, sample());
     assert_eq!(
         out,
-        Outcome::Response(json!({"tables": 2, "dropped": 1, "saved": 1, "checksDropped": 0}))
+        Outcome::Response(
+            json!({"tables": 2, "dropped": 1, "saved": 1, "checksDropped": 0, "triggersDisabled": 0})
+        )
     );
 
     assert_eq!(
