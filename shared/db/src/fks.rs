@@ -199,7 +199,18 @@ pub struct RestoreOptions {
     pub timeouts: Timeouts,
     /// Below this much remaining budget, stop and let the state machine call again.
     pub min_slice: Duration,
+    /// Where a `VALIDATE` may run on a session of its own and outlive the
+    /// invocation ([`crate::long`]); `None`: within the invocation only
+    /// (then one that needs more is `ValidationTimeout`).
+    pub detach: Option<crate::DbConfig>,
 }
+
+/// The longest a detached `VALIDATE` may run: within the execution's own
+/// limit (a day), with room for the rest of the run.
+pub const DETACHED_LIMIT: Duration = Duration::from_secs(20 * 3600);
+
+/// Time kept back when waiting for a long statement (to answer in time).
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
 
 /// Where a saved foreign key stands (`dbsync.saved_fk.state`, whose CHECK
 /// constraint allows exactly these three).
@@ -373,7 +384,16 @@ pub async fn restore_fks(
         ..Default::default()
     };
     let queue = add_phase(client, &opts, budget, &mut out).await?;
-    validate_phase(client, &opts, budget, queue, &mut out).await
+    let out = validate_phase(client, &opts, budget, queue, &mut out).await?;
+    if out.remaining == 0 {
+        // A validation a detached run finished may have been taken as
+        // existing by the add phase: its start count goes too.
+        client
+            .batch_execute(sql::FORGET_LONG_VALIDATIONS)
+            .await
+            .map_err(|e| classify(e, "forgetting finished validations"))?;
+    }
+    Ok(out)
 }
 
 /// Phase 1, one transaction: every missing constraint comes back NOT VALID
@@ -586,6 +606,21 @@ async fn validate_phase(
             break;
         }
         let s = work.saved();
+        if let (Work::Validate(_), Some(session)) = (work, &opts.detach) {
+            match validate_detached(client, session, opts, budget, work).await? {
+                Detached::Done => {
+                    count_done(out, work);
+                    done += 1;
+                    continue;
+                }
+                Detached::Running => break,
+                Detached::Orphans => {
+                    handle_orphans(client, opts, budget, work, out, &mut orphan_failures).await?;
+                    done += 1;
+                    continue;
+                }
+            }
+        }
         let timeout = budget.statement_timeout(opts.timeouts.statement);
         let batch = format!(
             "BEGIN;\n{}{};\n{};\nCOMMIT;",
@@ -626,6 +661,72 @@ async fn validate_phase(
     }
     out.remaining = (total - done) as u64;
     Ok(std::mem::take(out))
+}
+
+/// What a detached validation came to in this invocation.
+enum Detached {
+    Done,
+    Running,
+    Orphans,
+}
+
+/// One `VALIDATE` that may take longer than the invocation: waits for a run
+/// of it an earlier invocation left going, or starts it on a session of its
+/// own ([`crate::long`]); the saved definition is forgotten once the live
+/// constraint is validated.
+async fn validate_detached(
+    client: &mut Client,
+    session: &crate::DbConfig,
+    opts: &RestoreOptions,
+    budget: Budget,
+    work: &Work,
+) -> Result<Detached, StepError> {
+    let ctx = "validating foreign keys";
+    let err = |e| classify(e, ctx);
+    let s = work.saved();
+    let (what, key, statement) = (
+        format!("validating {}", s.label()),
+        format!("validate {}", s.key()),
+        work.statement(),
+    );
+    let job = crate::long::Job {
+        what: &what,
+        key: &key,
+        statement: &statement,
+        limit: DETACHED_LIMIT,
+        timeouts: opts.timeouts,
+    };
+    let until = tokio::time::Instant::now() + budget.remaining().saturating_sub(WAIT_MARGIN);
+    if crate::long::wait_while_running(client, &job, until).await? {
+        return Ok(Detached::Running);
+    }
+    let validated = || async {
+        client
+            .query_one(sql::CONSTRAINT_VALIDATED, &[&s.child_table, &s.name])
+            .await
+            .map(|r| r.get::<_, Option<bool>>(0).unwrap_or(false))
+            .map_err(err)
+    };
+    let outcome = if validated().await? {
+        crate::long::Outcome::Done
+    } else {
+        crate::long::start(client, session, &job, until).await?
+    };
+    match outcome {
+        crate::long::Outcome::Done => {
+            crate::long::forget(client, &job).await?;
+            client
+                .batch_execute(&sql::forget_saved(&s.key()))
+                .await
+                .map_err(err)?;
+            Ok(Detached::Done)
+        }
+        crate::long::Outcome::Running => Ok(Detached::Running),
+        crate::long::Outcome::Failed(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+            Ok(Detached::Orphans)
+        }
+        crate::long::Outcome::Failed(e) => Err(classify(e, ctx)),
+    }
 }
 
 async fn handle_orphans(

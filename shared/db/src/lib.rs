@@ -26,6 +26,7 @@ pub mod env;
 mod error;
 pub mod fks;
 pub mod lease;
+pub mod long;
 pub mod mask;
 pub mod schema;
 pub mod secrets;

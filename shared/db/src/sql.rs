@@ -131,6 +131,13 @@ CREATE TABLE IF NOT EXISTS dbsync.saved_check (
     saved_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (table_schema, table_name, constraint_name)
 );
+-- Statements that may outlive an invocation (VALIDATE on a big table): how
+-- often each was started, so one that keeps failing while detached ends the run.
+CREATE TABLE IF NOT EXISTS dbsync.long_statement (
+    key        text PRIMARY KEY,
+    starts     int NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 -- User triggers switched off for the load, with how each fired (pg_trigger.tgenabled:
 -- O origin, R replica, A always), saved in the transaction that switches them off.
 CREATE TABLE IF NOT EXISTS dbsync.saved_trigger (
@@ -571,6 +578,22 @@ pub fn saved_key(table_schema: &str, table_name: &str, constraint: &str) -> Stri
         literal(constraint)
     )
 }
+
+/// Whether a live constraint (`$1` its table as regclass text, `$2` its name) is validated.
+pub const CONSTRAINT_VALIDATED: &str =
+    "SELECT (SELECT c.convalidated FROM pg_catalog.pg_constraint c \
+     WHERE c.conrelid = $1::text::pg_catalog.regclass AND c.conname = $2)";
+
+/// Counts one more start of a long statement (`$1` its key); returns the count.
+pub const COUNT_LONG_START: &str = "INSERT INTO dbsync.long_statement (key, starts) VALUES ($1, 1) \
+     ON CONFLICT (key) DO UPDATE SET starts = dbsync.long_statement.starts + 1, started_at = pg_catalog.now() \
+     RETURNING starts";
+
+pub const FORGET_LONG: &str = "DELETE FROM dbsync.long_statement WHERE key = $1";
+
+/// Every validation's start count, once nothing is left to validate.
+pub const FORGET_LONG_VALIDATIONS: &str =
+    "DELETE FROM dbsync.long_statement WHERE key LIKE 'validate %'";
 
 pub fn forget_saved(key: &str) -> String {
     format!("DELETE FROM dbsync.saved_fk WHERE {key}")

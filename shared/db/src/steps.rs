@@ -74,6 +74,11 @@ pub async fn restore_fks(
 ) -> Result<RestoreFksOutput, StepError> {
     let input: DbStepInput = parse_input(event)?;
     env.run(async {
+        // A VALIDATE longer than the invocation goes on, on a session of its
+        // own with the same settings (known once a session has opened; read
+        // before holding the handle's session, which `config` would wait for).
+        drop(env.db.client().await?);
+        let detach = env.db.config().await;
         let mut client = env.db.client().await?;
         let synced =
             lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
@@ -82,6 +87,7 @@ pub async fn restore_fks(
             (_, p) => p,
         };
         let opts = RestoreOptions {
+            detach,
             policy,
             synced,
             timeouts: env.timeouts,

@@ -180,6 +180,11 @@ pub enum StepError {
     /// column on production, most often). Found before anything changes.
     #[error("unclassified columns: {0}; nothing was changed — give each a data rule, or `untouched` if it holds no personal data")]
     UnclassifiedColumns(String),
+
+    /// A statement that outlives invocations (a long `VALIDATE`) kept ending
+    /// without its effect while no invocation was connected.
+    #[error("{0}; PostgreSQL's log says why (orphan rows, a lock, a cancel) — run it by hand, then the sync again")]
+    DetachedStatementFailed(String),
 }
 
 /// A marker copied along with a database names the original.
@@ -232,6 +237,7 @@ impl StepError {
         "SourceTargetSwapped",
         "Interrupted",
         "UnclassifiedColumns",
+        "DetachedStatementFailed",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
@@ -278,6 +284,7 @@ impl StepError {
             Self::SourceTargetSwapped(_) => "SourceTargetSwapped",
             Self::Interrupted(_) => "Interrupted",
             Self::UnclassifiedColumns(_) => "UnclassifiedColumns",
+            Self::DetachedStatementFailed(_) => "DetachedStatementFailed",
         }
     }
 
@@ -338,6 +345,7 @@ pub(crate) mod tests {
             StepError::SourceTargetSwapped("staging is opted in".into()),
             StepError::Interrupted("Ctrl-C during the copy".into()),
             StepError::UnclassifiedColumns("public.users.phone2".into()),
+            StepError::DetachedStatementFailed("validating public.a.fk".into()),
         ]
     }
 

@@ -22,6 +22,7 @@ pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
         policy,
         timeouts: LIMITS,
         min_slice: Duration::from_millis(100),
+        detach: None,
     }
 }
 

@@ -168,6 +168,7 @@ async fn steps_via(c: &Cluster, port: u16, label: &str) -> Vec<Row> {
         policy: fks::OrphanPolicy::Fail,
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
+        detach: None,
     };
     let (r, restore_t, restore_n) =
         logged(c, &db, || fks::restore_fks(&mut cl, opts, budget())).await;
@@ -252,6 +253,7 @@ pub async fn validation(notes: &mut Vec<String>) -> Vec<Row> {
         policy: fks::OrphanPolicy::Fail,
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
+        detach: None,
     };
     // Warm the caches the same way for both: one full pass first.
     let mut ours = Vec::new();
