@@ -148,11 +148,7 @@ pub async fn plan_triggers(
     client: &Client,
     selection: &Selection,
 ) -> Result<Vec<String>, StepError> {
-    let oids: Vec<u32> = selected_tables(client, selection)
-        .await?
-        .iter()
-        .map(|t| t.oid)
-        .collect();
+    let oids = crate::selected_oids(client, selection).await?;
     Ok(client
         .query_typed(&sql::triggers_in_scope(), &[(&oids, Type::OID_ARRAY)])
         .await

@@ -124,6 +124,18 @@ pub async fn selected_tables(
         .collect())
 }
 
+/// The oids of the tables the selection covers.
+pub async fn selected_oids(
+    client: &impl tokio_postgres::GenericClient,
+    selection: &Selection,
+) -> Result<Vec<u32>, dbsync_workflow::StepError> {
+    Ok(selected_tables(client, selection)
+        .await?
+        .iter()
+        .map(|t| t.oid)
+        .collect())
+}
+
 /// Creates a step's bookkeeping table (`ddl`, idempotent) under the target
 /// guard, so a database never opted in is refused by name before anything is
 /// created in it. A catalog-only statement: a short limit of its own,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use dbsync_workflow::{io::RefreshViewsOutput, StepError};
 use tokio_postgres::{error::SqlState, types::Type, Client};
 
-use crate::{classify, selected_tables, sql, Budget, Selection, Timeouts};
+use crate::{classify, sql, Budget, Selection, Timeouts};
 
 /// One materialized view to refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +27,7 @@ pub async fn dependent_views(
     client: &impl tokio_postgres::GenericClient,
     selection: &Selection,
 ) -> Result<Vec<View>, StepError> {
-    let oids: Vec<u32> = selected_tables(client, selection)
-        .await?
-        .iter()
-        .map(|t| t.oid)
-        .collect();
+    let oids = crate::selected_oids(client, selection).await?;
     Ok(client
         .query_typed(sql::DEPENDENT_VIEWS, &[(&oids, Type::OID_ARRAY)])
         .await

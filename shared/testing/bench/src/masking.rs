@@ -53,6 +53,30 @@ async fn connect(port: u16, db: &str) -> Client {
         .unwrap()
 }
 
+/// The after-load step over the whole table in one go; how long it took.
+async fn mask_all(client: &mut Client, config: &SyncConfig) -> Duration {
+    let t = Instant::now();
+    let plan = mask::plan(&*client, &Selection::all(), config)
+        .await
+        .unwrap();
+    let out = mask::mask(
+        client,
+        &plan,
+        Some("bench"),
+        Timeouts {
+            statement: Duration::from_secs(3600),
+            lock: Duration::from_secs(60),
+        },
+        Budget::from_now(Duration::from_secs(3600)),
+        Duration::from_secs(1),
+        mask::CHUNK_BLOCKS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.remaining, 0);
+    t.elapsed()
+}
+
 pub async fn run(notes: &mut Vec<String>) -> Vec<Row> {
     let c = server();
     let admin = connect(c.port, "postgres").await;
@@ -100,24 +124,7 @@ pub async fn run(notes: &mut Vec<String>) -> Vec<Row> {
         .unwrap()
         .get(0);
     let config = SyncConfig::parse("bench.yml", RULES).unwrap();
-    let t = Instant::now();
-    let plan = mask::plan(&a, &Selection::all(), &config).await.unwrap();
-    let out = mask::mask(
-        &mut a,
-        &plan,
-        Some("bench"),
-        Timeouts {
-            statement: Duration::from_secs(3600),
-            lock: Duration::from_secs(60),
-        },
-        Budget::from_now(Duration::from_secs(3600)),
-        Duration::from_secs(1),
-        mask::CHUNK_BLOCKS,
-    )
-    .await
-    .unwrap();
-    let ours = t.elapsed();
-    assert_eq!(out.remaining, 0);
+    let ours = mask_all(&mut a, &config).await;
 
     let t = Instant::now();
     b.batch_execute(ROW_BY_ROW).await.unwrap();
@@ -131,24 +138,7 @@ pub async fn run(notes: &mut Vec<String>) -> Vec<Row> {
         .unwrap()
         .with_salt(Some("a bench salt of some length"), "bench")
         .unwrap();
-    let t = Instant::now();
-    let plan = mask::plan(&cc, &Selection::all(), &det).await.unwrap();
-    let out = mask::mask(
-        &mut cc,
-        &plan,
-        Some("bench"),
-        Timeouts {
-            statement: Duration::from_secs(3600),
-            lock: Duration::from_secs(60),
-        },
-        Budget::from_now(Duration::from_secs(3600)),
-        Duration::from_secs(1),
-        mask::CHUNK_BLOCKS,
-    )
-    .await
-    .unwrap();
-    let deterministic = t.elapsed();
-    assert_eq!(out.remaining, 0);
+    let deterministic = mask_all(&mut cc, &det).await;
     let distinct: i64 = cc
         .query_one(
             "SELECT count(DISTINCT email) FROM app.people WHERE email LIKE 'u%@example.org'",
