@@ -591,6 +591,10 @@ pub const COUNT_LONG_START: &str = "INSERT INTO dbsync.long_statement (key, star
 
 pub const FORGET_LONG: &str = "DELETE FROM dbsync.long_statement WHERE key = $1";
 
+/// This execution's refreshes' start counts (`$1`), once every view is refreshed.
+pub const FORGET_LONG_REFRESHES: &str =
+    "DELETE FROM dbsync.long_statement WHERE key LIKE 'refresh ' || $1 || ' %'";
+
 /// Every validation's start count, once nothing is left to validate.
 pub const FORGET_LONG_VALIDATIONS: &str =
     "DELETE FROM dbsync.long_statement WHERE key LIKE 'validate %'";

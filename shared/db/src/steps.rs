@@ -130,6 +130,9 @@ pub async fn refresh_views(
         });
     }
     env.run(async {
+        // A refresh longer than the invocation goes on, on a session of its own.
+        drop(env.db.client().await?);
+        let detach = env.db.config().await;
         let mut client = env.db.client().await?;
         let selection =
             lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
@@ -140,6 +143,7 @@ pub async fn refresh_views(
             env.timeouts,
             budget,
             MIN_SLICE.min(budget.total() / 4),
+            detach.as_ref(),
         )
         .await
     })

@@ -48,6 +48,7 @@ pub async fn refresh(
     timeouts: Timeouts,
     budget: Budget,
     min_slice: Duration,
+    detach: Option<&crate::DbConfig>,
 ) -> Result<RefreshViewsOutput, StepError> {
     let ctx = "refreshing materialized views";
     let err = |e| classify(e, ctx);
@@ -72,6 +73,23 @@ pub async fn refresh(
     for v in &todo {
         if budget.remaining() < min_slice {
             break;
+        }
+        // A refresh longer than the invocation goes on by itself (see `crate::long`).
+        if let (Some(session), Some(x)) = (detach, execution) {
+            match refresh_detached(client, session, x, v, timeouts, budget).await? {
+                crate::long::Outcome::Done => {
+                    refreshed_now += 1;
+                    out.refreshed += 1;
+                    if v.concurrently {
+                        out.concurrently += 1;
+                    }
+                    continue;
+                }
+                crate::long::Outcome::Running => break,
+                crate::long::Outcome::Failed(e) => {
+                    return Err(classify(e, &format!("refreshing {}", v.name)))
+                }
+            }
         }
         let record = execution
             .map(|x| format!("{};\n", sql::record_view_refresh(x, &v.name)))
@@ -110,7 +128,58 @@ pub async fn refresh(
                 .execute_typed(sql::FORGET_VIEW_REFRESHES, &[(&x, Type::TEXT)])
                 .await
                 .map_err(err)?;
+            client
+                .execute(sql::FORGET_LONG_REFRESHES, &[&x])
+                .await
+                .map_err(err)?;
         }
     }
     Ok(out)
+}
+
+/// One refresh that may outlive the invocation: the refresh and its
+/// bookkeeping row in one statement (a `DO` block, committed before it
+/// answers), so the row says it is done however the invocation ended.
+async fn refresh_detached(
+    client: &Client,
+    session: &crate::DbConfig,
+    execution: &str,
+    v: &View,
+    timeouts: Timeouts,
+    budget: Budget,
+) -> Result<crate::long::Outcome, StepError> {
+    let ctx = "refreshing materialized views";
+    let (what, key) = (
+        format!("refreshing {}", v.name),
+        format!("refresh {execution} {}", v.name),
+    );
+    let statement = format!(
+        "DO $dbsync_refresh$ BEGIN EXECUTE {}; EXECUTE {}; END $dbsync_refresh$",
+        sql::literal(&sql::refresh_view(&v.name, v.concurrently)),
+        sql::literal(&sql::record_view_refresh(execution, &v.name)),
+    );
+    let job = crate::long::Job {
+        what: &what,
+        key: &key,
+        statement: &statement,
+        limit: crate::fks::DETACHED_LIMIT,
+        timeouts,
+    };
+    let until =
+        tokio::time::Instant::now() + budget.remaining().saturating_sub(Duration::from_secs(2));
+    if crate::long::wait_while_running(client, &job, until).await? {
+        return Ok(crate::long::Outcome::Running);
+    }
+    let refreshed: Vec<String> = client
+        .query_typed(sql::VIEWS_REFRESHED, &[(&execution, Type::TEXT)])
+        .await
+        .map_err(|e| classify(e, ctx))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if refreshed.contains(&v.name) {
+        crate::long::forget(client, &job).await?;
+        return Ok(crate::long::Outcome::Done);
+    }
+    crate::long::start(client, session, &job, until).await
 }

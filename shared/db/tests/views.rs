@@ -61,6 +61,7 @@ async fn views_over_synced_tables_are_refreshed_in_order_and_only_once_per_run()
         LIMITS,
         budget(),
         Duration::from_millis(10),
+        None,
     )
     .await
     .unwrap();
@@ -97,6 +98,7 @@ async fn an_invocation_out_of_time_leaves_the_rest_to_the_next() {
         LIMITS,
         Budget::from_now(Duration::ZERO),
         Duration::from_millis(10),
+        None,
     )
     .await
     .unwrap();
@@ -108,6 +110,7 @@ async fn an_invocation_out_of_time_leaves_the_rest_to_the_next() {
         LIMITS,
         budget(),
         Duration::from_millis(10),
+        None,
     )
     .await
     .unwrap();
@@ -125,6 +128,7 @@ async fn a_database_never_opted_in_is_refused_before_anything_is_created() {
         LIMITS,
         budget(),
         Duration::from_millis(10),
+        None,
     )
     .await
     .unwrap_err();
@@ -135,6 +139,58 @@ async fn a_database_never_opted_in_is_refused_before_anything_is_created() {
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbsync'"
         )
         .await,
+        0
+    );
+}
+
+/// A refresh longer than an invocation: it goes on on a session of its own,
+/// the next invocations wait for it, and it counts once when done.
+#[tokio::test]
+async fn a_refresh_longer_than_an_invocation_takes_several() {
+    let (db, mut client) = setup(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.orders (id int PRIMARY KEY, total int);
+         INSERT INTO app.orders SELECT g, g FROM generate_series(1, 10) g;
+         CREATE MATERIALIZED VIEW app.slow AS SELECT count(*) AS n FROM app.orders, pg_sleep(1.5);",
+        true,
+    )
+    .await;
+    client
+        .batch_execute("INSERT INTO app.orders VALUES (11, 11)")
+        .await
+        .unwrap();
+    let session = dbsync_db::DbConfig::from_url(&db.url).unwrap();
+    let mut invocations = 0;
+    let mut refreshed = 0;
+    loop {
+        invocations += 1;
+        assert!(invocations < 200, "never finished");
+        let out = views::refresh(
+            &mut client,
+            &select(&["app"]),
+            Some("run-long"),
+            LIMITS,
+            Budget::from_now(Duration::from_millis(200)),
+            Duration::from_millis(10),
+            Some(&session),
+        )
+        .await
+        .unwrap();
+        refreshed += out.refreshed;
+        if out.remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        invocations >= 2,
+        "the refresh fit one invocation: not a test"
+    );
+    // Counted by the invocation that saw it finish (if one did), never twice.
+    assert!(refreshed <= 1, "{refreshed}");
+    assert_eq!(value(&client, "SELECT n FROM app.slow").await, 11);
+    assert_eq!(
+        value(&client, "SELECT count(*) FROM dbsync.long_statement").await,
         0
     );
 }
