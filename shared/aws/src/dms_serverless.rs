@@ -11,7 +11,12 @@
 //!   [`TaskState::provisioning`] set, so poll-dms waits for capacity on its
 //!   own schedule and counts it in `MAX_REPLICATION_SECONDS`.
 //! - A config that never ran has no replication yet (or one in `created`): `ready`.
-//! - Statistics: `DescribeReplicationTableStatistics`.
+//! - Statistics: `DescribeReplicationTableStatistics`, while the replication
+//!   is provisioned; once it deprovisions they are gone (AWS: DMS Serverless
+//!   limitations), and the counts are reported unknown, not zero.
+//! - Whose run it is: `FreshStartDate`/`StartDate` after the execution began,
+//!   or, once they are gone, `ReplicationLastStopTime` after it (see
+//!   `run_is_since`); the poll remembers a run it has seen (`runSeen`).
 //! - Settings: `DescribeReplicationConfigs` (`ReplicationSettings`,
 //!   `ReplicationType`, `TableMappings`).
 //!
@@ -113,7 +118,10 @@ impl DmsServerless {
         }
     }
 
-    async fn table_statistics(&self, config: &str) -> Result<TableStatistics, StepError> {
+    /// The replication's table statistics; `None` when DMS no longer has
+    /// them (capacity released: `InvalidResourceStateFault`, or the
+    /// replication gone: `ResourceNotFoundFault`), or reports none.
+    async fn table_statistics(&self, config: &str) -> Result<Option<TableStatistics>, StepError> {
         let mut pages = self
             .client
             .describe_replication_table_statistics()
@@ -123,12 +131,24 @@ impl DmsServerless {
             .send();
         let mut stats = TableStatistics::default();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("DescribeReplicationTableStatistics", &e))?;
+            let page = match page {
+                Ok(p) => p,
+                Err(e)
+                    if matches!(
+                        error_code(&e),
+                        Some("InvalidResourceStateFault" | "ResourceNotFoundFault")
+                    ) =>
+                {
+                    tracing::info!(code = ?error_code(&e), "the replication's table statistics are gone (capacity released)");
+                    return Ok(None);
+                }
+                Err(e) => return Err(classify("DescribeReplicationTableStatistics", &e)),
+            };
             for t in page.replication_table_statistics() {
                 stats.add(t);
             }
         }
-        Ok(stats)
+        Ok(Some(stats).filter(|s| !(s.per_table.is_empty() && s.failed.is_empty())))
     }
 }
 
@@ -143,15 +163,22 @@ impl DescribeTask for DmsServerless {
         let started_at = stats
             .and_then(|s| s.fresh_start_date().or(s.start_date()))
             .and_then(system_time);
+        // Deprovisioning loses a replication's table statistics (AWS, DMS
+        // Serverless limitations), at any moment after the run stops: then
+        // the counts are unknown — said so by the verification — never a
+        // failure, nor zero rows per table.
         let (rows_loaded, failed_tables, table_rows) =
             if self.row_counts && matches!(status, TaskStatus::Stopped | TaskStatus::Failed) {
-                let s = self.table_statistics(config).await?;
-                (Some(s.rows), s.failed, s.per_table)
+                match self.table_statistics(config).await? {
+                    Some(s) => (Some(s.rows), s.failed, s.per_table),
+                    None => (None, Vec::new(), Vec::new()),
+                }
             } else {
                 (None, Vec::new(), Vec::new())
             };
         Ok(TaskState {
             status,
+            stopped_at: r.replication_last_stop_time().and_then(system_time),
             stop_reason: r.stop_reason().map(str::to_owned),
             last_failure_message: Some(r.failure_messages().join("; ")).filter(|m| !m.is_empty()),
             ever_started: started_at.is_some()

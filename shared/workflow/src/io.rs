@@ -389,6 +389,11 @@ pub struct ReplicationOutput {
     /// ([`MAX_TABLE_ROWS_BYTES`]). Always present, so a state can pass it on.
     #[serde(default)]
     pub table_rows: Option<BTreeMap<String, i64>>,
+    /// A poll has seen this execution's own run (started, or stopped, after
+    /// the execution began): remembered, so statistics and start dates lost
+    /// later (DMS Serverless deprovisioning) cannot make it someone else's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run_seen: bool,
 }
 
 /// The per-table counts travel in the execution's state only up to this size
@@ -438,6 +443,9 @@ pub struct PollState {
     /// provisioning left out), when DMS reported when the load began.
     #[serde(default)]
     pub progress_elapsed_seconds: Option<u64>,
+    /// A poll already saw this execution's run.
+    #[serde(default)]
+    pub run_seen: bool,
 }
 
 #[cfg(test)]

@@ -104,6 +104,9 @@ impl fmt::Display for TaskStatus {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskState {
     pub status: TaskStatus,
+    /// When the last run stopped (DMS Serverless: `ReplicationLastStopTime`,
+    /// kept after deprovisioning, when start dates and statistics are gone).
+    pub stopped_at: Option<SystemTime>,
     /// e.g. `Stop Reason FULL_LOAD_ONLY_FINISHED`.
     pub stop_reason: Option<String>,
     pub last_failure_message: Option<String>,

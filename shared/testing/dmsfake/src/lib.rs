@@ -50,7 +50,13 @@
 //! `StartReplication`, `StopReplication` (also while provisioning) and
 //! `DescribeReplicationTableStatistics`. After a start the replication goes
 //! through `initializing` … `provisioning_capacity`, `replication_starting`
-//! for the configured provisioning time, and only then does the copy begin.
+//! for the configured provisioning time, and only then does the copy begin;
+//! `FreshStartDate`/`StartDate` appear once capacity is provisioned. With
+//! [`FakeTask::deprovisions_after`], a stopped run's capacity is released
+//! (`deprovisioning`, then `deprovisioned`): its start dates go, and
+//! `DescribeReplicationTableStatistics` answers `InvalidResourceStateFault`
+//! (AWS: DMS Serverless limitations; the API reference says the statistics
+//! cover provisioned replications).
 //!
 //! # Life cycle
 //! `ready` → start → `starting` for N describes (default 1) → `running` while
@@ -182,6 +188,12 @@ pub struct FakeTask {
     /// DMS Serverless: a replication config that spends this long getting
     /// capacity before it loads (`None`: a replication task).
     pub(crate) provisioning: Option<Duration>,
+    /// DMS Serverless: this long after a run stops, its capacity is released
+    /// (`deprovisioning`, then `deprovisioned`), and with it the
+    /// replication's start dates and table statistics (AWS: "DMS Serverless
+    /// limitations"; `DescribeReplicationTableStatistics` covers provisioned
+    /// replications only). `None`: capacity kept.
+    pub(crate) deprovision_after: Option<Duration>,
 }
 
 impl FakeTask {
@@ -206,6 +218,7 @@ impl FakeTask {
             stopping_describes: 1,
             parallelism: 2,
             provisioning: None,
+            deprovision_after: None,
         }
     }
 
@@ -304,6 +317,13 @@ impl FakeTask {
         self.arn = format!("arn:aws:dms:{REGION_ACCOUNT}:replication-config:DBSYNCSERVERLESS");
         self.identifier = "dbsync-serverless".into();
         self.provisioning = Some(provisioning);
+        self
+    }
+
+    /// DMS Serverless: release the capacity `after` a run stops, losing the
+    /// start dates and table statistics (see the field).
+    pub fn deprovisions_after(mut self, after: Duration) -> FakeTask {
+        self.deprovision_after = Some(after);
         self
     }
 }

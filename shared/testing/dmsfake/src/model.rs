@@ -421,6 +421,15 @@ impl Inner {
             }
             Op::DescribeReplicationTableStatistics => {
                 self.check_task(req["ReplicationConfigArn"].as_str())?;
+                if self.released(&self.state()).is_some() {
+                    return Err(ApiError {
+                        status: 400,
+                        code: "InvalidResourceStateFault",
+                        message:
+                            "Replication statistics are available for provisioned replications only"
+                                .into(),
+                    });
+                }
                 let (page, marker) = self.statistics_page(req)?;
                 let mut out = json!({"ReplicationConfigArn": self.task.arn, "ReplicationTableStatistics": page});
                 if let Some(m) = marker {
@@ -455,9 +464,28 @@ impl Inner {
         }
     }
 
+    /// Whether a stopped serverless run's capacity has been released (its
+    /// start dates and statistics gone), and whether it is still going.
+    fn released(&self, s: &State) -> Option<bool> {
+        let after = self.task.deprovision_after?.as_secs_f64();
+        let stopped = s.stop_date.filter(|_| !s.status.is_active())?;
+        let since = now() - stopped;
+        (since >= after).then_some(since < after * 2.0)
+    }
+
+    /// Whether a serverless start's capacity is in place (its start dates show).
+    fn provisioned(&self, s: &State) -> bool {
+        s.provision_until.is_none_or(|until| now() >= until)
+    }
+
     /// A serverless replication's status: the provisioning stages by how far
     /// provisioning has come, else the task status in DMS Serverless's words.
     fn serverless_status(&self, s: &State) -> &'static str {
+        match self.released(s) {
+            Some(true) => return "deprovisioning",
+            Some(false) => return "deprovisioned",
+            None => {}
+        }
         const STAGES: [&str; 7] = [
             "initializing",
             "preparing_metadata_resources",
@@ -513,7 +541,16 @@ impl Inner {
             r["ReplicationLastStopTime"] = json!(d);
         }
         if s.ever_started {
-            r["ReplicationStats"] = self.stats_json(s);
+            let mut stats = self.stats_json(s);
+            // Start dates show once capacity is provisioned, and go with it.
+            if !self.provisioned(s) || self.released(s).is_some() {
+                if let Some(m) = stats.as_object_mut() {
+                    m.remove("FreshStartDate");
+                    m.remove("StartDate");
+                    m.remove("FullLoadStartDate");
+                }
+            }
+            r["ReplicationStats"] = stats;
         }
         r
     }

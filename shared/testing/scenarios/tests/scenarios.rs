@@ -676,3 +676,28 @@ async fn a_lease_held_by_another_stacks_execution_is_named() {
         .get(0);
     assert_eq!(holder, other, "the other stack's lease is left alone");
 }
+
+/// AWS releases a finished serverless load's capacity, and with it the
+/// replication's start dates and table statistics. A poll that lands after
+/// that still recognizes its own finished load (remembered from an earlier
+/// poll, or by the stop time), and the verification says the per-table
+/// counts are unknown instead of flagging every table.
+#[tokio::test]
+async fn serverless_deprovisioned_before_the_poll_still_succeeds_with_counts_unknown() {
+    let h =
+        Harness::with_task(|t| serverless(t).deprovisions_after(Duration::from_millis(1))).await;
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    h.assert_synced().await;
+    let out = ex.result.output.as_ref().unwrap();
+    let replication = &out["replication"]["result"];
+    // Released the moment the load stopped: the statistics are gone when read.
+    assert_eq!(replication["runSeen"], true, "{replication}");
+    assert!(replication["tableRows"].is_null(), "{replication}");
+    let verification = &out["verification"]["result"];
+    assert_eq!(verification["perTableUnavailable"], true, "{verification}");
+    assert_eq!(verification["flaggedTotal"], 0, "{verification}");
+    // The next run's start type follows the first: reload-target.
+    h.run().await.assert_succeeded();
+    assert_eq!(h.dms.start_kinds(), ["start-replication", "reload-target"]);
+}

@@ -189,7 +189,13 @@ pub async fn handle_at(
         load_elapsed,
         polls,
     };
-    let out = |status, wait| output(&run, &state, status, wait);
+    // A run that began before this execution is not this execution's load;
+    // once a poll has seen ours, it stays ours.
+    let ours = prev.run_seen || since.is_none() || run_is_since(&state, since);
+    let out = |status, wait| ReplicationOutput {
+        run_seen: ours,
+        ..output(&run, &state, status, wait)
+    };
 
     if input.mode == PollMode::Stop {
         return match &state.status {
@@ -213,8 +219,6 @@ pub async fn handle_at(
         };
     }
 
-    // A run that began before this execution is not this execution's load.
-    let ours = since.is_none() || run_is_since(&state, since);
     let since_execution = since
         .and_then(|t0| now.duration_since(t0).ok())
         .unwrap_or_default();
@@ -410,6 +414,62 @@ mod tests {
                 && r.contains("stopped"),
             "{r}"
         );
+    }
+
+    /// DMS Serverless after deprovisioning: no start date any more. The load
+    /// is still this execution's when an earlier poll saw it (`runSeen`), or
+    /// when it stopped after the execution began.
+    #[tokio::test]
+    async fn a_finished_load_without_start_dates_is_still_ours() {
+        struct Released(TaskState);
+        impl DescribeTask for Released {
+            async fn describe(&self, _: &str) -> Result<TaskState, StepError> {
+                Ok(self.0.clone())
+            }
+        }
+        impl StopTask for Released {
+            async fn stop(&self, _: &str) -> Result<(), StepError> {
+                Ok(())
+            }
+        }
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let now = t0 + Duration::from_secs(3600);
+        let finished = |stopped_at| {
+            Released(TaskState {
+                status: TaskStatus::Stopped,
+                stop_reason: Some(FULL_LOAD_FINISHED.into()),
+                stopped_at,
+                ever_started: true,
+                ..Default::default()
+            })
+        };
+        let event = |seen: bool| {
+            serde_json::json!({"executionStartTime": "2027-01-15T08:00:00Z",
+                               "replication": {"startedAt": 1_800_000_100u64, "polls": 3, "runSeen": seen}})
+        };
+        let c = cfg(30, 600);
+        // Seen by an earlier poll: succeeded, whatever DMS forgot since.
+        let out = handle_at(&finished(None), "arn", &c, event(true), now)
+            .await
+            .unwrap();
+        assert_eq!(out.status, ReplicationStatus::Succeeded);
+        assert!(out.run_seen);
+        // Never seen, but stopped after the execution began: ours too.
+        let out = handle_at(&finished(Some(now)), "arn", &c, event(false), now)
+            .await
+            .unwrap();
+        assert_eq!(out.status, ReplicationStatus::Succeeded);
+        // Neither: a run of before this execution, not its load.
+        let e = handle_at(
+            &finished(Some(t0 - Duration::from_secs(60))),
+            "arn",
+            &c,
+            event(false),
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.name(), "ReplicationFailed");
     }
 
     #[test]

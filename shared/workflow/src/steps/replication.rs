@@ -192,6 +192,7 @@ pub fn output(
         table_rows: (status == ReplicationStatus::Succeeded)
             .then(|| table_rows(state))
             .flatten(),
+        run_seen: false,
     }
 }
 

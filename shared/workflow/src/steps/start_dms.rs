@@ -60,10 +60,15 @@ const CLOCK_SLACK: Duration = Duration::from_secs(2);
 
 /// Whether the task's current (or last) run began after `since` (this execution's start).
 pub fn run_is_since(state: &TaskState, since: Option<SystemTime>) -> bool {
-    match (since, state.started_at) {
-        (Some(t0), Some(started)) => started + CLOCK_SLACK >= t0,
-        _ => false,
-    }
+    let Some(t0) = since else {
+        return false;
+    };
+    // Started after t0 — or, where the start date is gone (DMS Serverless
+    // after deprovisioning), stopped after t0: start-dms never starts over a
+    // running load, so a run that stopped since this execution began is its own.
+    let started = state.started_at.is_some_and(|s| s + CLOCK_SLACK >= t0);
+    let stopped = state.started_at.is_none() && state.stopped_at.is_some_and(|s| s >= t0);
+    started || stopped
 }
 
 fn started_output(
