@@ -33,6 +33,19 @@ struct Cli {
     command: Command,
 }
 
+/// `--source`, where a command needs production.
+#[derive(clap::Args, Clone)]
+struct Production {
+    /// Production, read only: postgres://user@host:port/db[?sslmode=…].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DBSYNC_SOURCE_URL",
+        hide_env_values = true
+    )]
+    source: String,
+}
+
 #[derive(clap::Args, Clone)]
 struct SyncArgs {
     /// DMS table-mapping JSON (selection rules); default: every user table.
@@ -64,14 +77,8 @@ enum Command {
     /// (PGPASSFILE) keep them off the command line.
     #[command(group(clap::ArgGroup::new("schema_versions").required(true).args(["versions", "version_query"])))]
     Run {
-        /// Production, read only: postgres://user@host:port/db[?sslmode=…].
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "DBSYNC_SOURCE_URL",
-            hide_env_values = true
-        )]
-        source: String,
+        #[command(flatten)]
+        production: Production,
         /// Staging, opted in with `init-target`: postgres://user@host:port/db.
         #[arg(
             long,
@@ -164,14 +171,8 @@ enum ConfigCommand {
     /// rule where the name or type suggests personal data, `untouched`
     /// elsewhere, `strict: true`. Review it before the first sync.
     Init {
-        /// Production, read only: postgres://user@host:port/db.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "DBSYNC_SOURCE_URL",
-            hide_env_values = true
-        )]
-        source: String,
+        #[command(flatten)]
+        production: Production,
         /// DMS table-mapping JSON (selection rules); default: every user table.
         #[arg(long, value_name = "FILE")]
         table_mappings: Option<PathBuf>,
@@ -312,7 +313,7 @@ fn db(flag: &str, url: &str) -> Result<DbConfig, StepError> {
 async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
     match command {
         Command::Run {
-            source,
+            production: Production { source },
             target,
             versions,
             version_query,
@@ -444,7 +445,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
         Command::Config {
             command:
                 ConfigCommand::Init {
-                    source,
+                    production: Production { source },
                     table_mappings,
                     output,
                 },
