@@ -304,10 +304,7 @@ fn selection(args: &SyncArgs) -> Result<Selection, StepError> {
 fn db(flag: &str, url: &str) -> Result<DbConfig, StepError> {
     DbConfig::from_url(url)
         .map(pgpass::fill)
-        .map_err(|e| match e {
-            StepError::Configuration(m) => StepError::Configuration(format!("{flag}: {m}")),
-            other => other,
-        })
+        .map_err(|e| e.about(flag))
 }
 
 async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
@@ -566,15 +563,7 @@ async fn before_the_lock(cfg: &RunConfig) -> Result<(), StepError> {
 
 /// A connection error, saying which flag's database it is.
 pub(crate) fn side(flag: &str, e: StepError) -> StepError {
-    match e {
-        StepError::DatabaseUnavailable(m) => StepError::DatabaseUnavailable(format!("{flag}: {m}")),
-        StepError::AuthenticationFailed(m) => {
-            StepError::AuthenticationFailed(format!("{flag}: {m}"))
-        }
-        StepError::Configuration(m) => StepError::Configuration(format!("{flag}: {m}")),
-        StepError::Tls(m) => StepError::Tls(format!("{flag}: {m}")),
-        other => other,
-    }
+    e.about(flag)
 }
 
 fn report(run: &run::LocalRun) {

@@ -201,13 +201,6 @@ pub struct RestoreOptions {
     pub detach: Option<crate::DbConfig>,
 }
 
-/// The longest a detached `VALIDATE` may run: within the execution's own
-/// limit (a day), with room for the rest of the run.
-pub const DETACHED_LIMIT: Duration = Duration::from_secs(20 * 3600);
-
-/// Time kept back when waiting for a long statement (to answer in time).
-const WAIT_MARGIN: Duration = Duration::from_secs(2);
-
 /// Where a saved foreign key stands (`dbsync.saved_fk.state`, whose CHECK
 /// constraint allows exactly these three).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -689,13 +682,9 @@ async fn validate_detached(
         what: &what,
         key: &key,
         statement: &statement,
-        limit: DETACHED_LIMIT,
+        limit: crate::long::LIMIT,
         timeouts: opts.timeouts,
     };
-    let until = tokio::time::Instant::now() + budget.remaining().saturating_sub(WAIT_MARGIN);
-    if crate::long::wait_while_running(client, &job, until).await? {
-        return Ok(Detached::Running);
-    }
     let validated = || async {
         client
             .query_one(sql::CONSTRAINT_VALIDATED, &[&s.child_table, &s.name])
@@ -703,14 +692,8 @@ async fn validate_detached(
             .map(|r| r.get::<_, Option<bool>>(0).unwrap_or(false))
             .map_err(err)
     };
-    let outcome = if validated().await? {
-        crate::long::Outcome::Done
-    } else {
-        crate::long::start(client, session, &job, until).await?
-    };
-    match outcome {
+    match crate::long::drive(client, session, &job, budget, validated).await? {
         crate::long::Outcome::Done => {
-            crate::long::forget(client, &job).await?;
             client
                 .batch_execute(&sql::forget_saved(&s.key()))
                 .await

@@ -152,26 +152,19 @@ async fn acquire(
         Some(m) => Selection::from_json(m)?,
         None => cx.selection.clone(),
     };
-    // Strict masking: every column classified, judged on production's
-    // columns where the deployment reaches production (a column added there
-    // is what strict mode is for), else on staging's.
-    if cx.sync.strict {
-        let plan = match cx.source {
-            Some(source) => {
-                reach_source(source).await?;
-                let production = source.client().await?;
-                crate::mask::plan(&*production, &selection, cx.sync).await?
-            }
-            None => crate::mask::plan(&*client, &selection, cx.sync).await?,
-        };
-        plan.require_classified(&cx.sync.origin)?;
-    }
     let source_checked = match cx.source {
         Some(source) => {
             reach_source(source).await?;
+            let production = source.client().await?;
+            // Strict masking judged on production's columns: a column added
+            // there is what strict mode is for.
+            if cx.sync.strict {
+                crate::mask::plan(&*production, &selection, cx.sync)
+                    .await?
+                    .require_classified(&cx.sync.origin)?;
+            }
             // Same database, a selection that covers tables, compatible
             // schemas: all refused here, before the lease and any change.
-            let production = source.client().await?;
             crate::schema::gate(
                 &production,
                 client,
@@ -183,10 +176,17 @@ async fn acquire(
         }
         None => false,
     };
-    // Data rules that do not fit the schema fail here, before any change.
-    if !cx.sync.data_rules.is_empty() {
+    // Data rules that do not fit the schema fail here, before any change;
+    // without production, strict mode judges staging's columns.
+    let strict_here = cx.sync.strict && !source_checked;
+    if !cx.sync.data_rules.is_empty() || strict_here {
         let plan = crate::mask::plan(&*client, &selection, cx.sync).await?;
-        crate::mask::check(client, &plan, &cx.sync.origin).await?;
+        if strict_here {
+            plan.require_classified(&cx.sync.origin)?;
+        }
+        if !plan.is_empty() {
+            crate::mask::check(client, &plan, &cx.sync.origin).await?;
+        }
     }
     // The guard (opt-in) and the steps' advisory lock: acquiring waits for a
     // step of another run that is mid-transaction.
@@ -293,16 +293,7 @@ async fn resolves_to_same(server: &str, host: &str, reached: Option<&str>, port:
 
 /// The production database answers (read-only, one round trip).
 async fn reach_source(source: &Db) -> Result<(), StepError> {
-    let side = |e: StepError| match e {
-        StepError::DatabaseUnavailable(m) => {
-            StepError::DatabaseUnavailable(format!("production (source) database: {m}"))
-        }
-        StepError::AuthenticationFailed(m) => {
-            StepError::AuthenticationFailed(format!("production (source) database: {m}"))
-        }
-        StepError::Tls(m) => StepError::Tls(format!("production (source) database: {m}")),
-        other => other,
-    };
+    let side = |e: StepError| e.about("production (source) database");
     let client = source.client().await.map_err(side)?;
     client
         .simple_query("SELECT 1")

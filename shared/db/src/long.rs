@@ -22,10 +22,17 @@ use std::time::Duration;
 use dbsync_workflow::StepError;
 use tokio_postgres::Client;
 
-use crate::{classify, DbConfig, Timeouts};
+use crate::{classify, Budget, DbConfig, Timeouts};
 
 /// How often one statement is started before the step gives up.
 pub const MAX_STARTS: i32 = 3;
+
+/// The longest a detached statement may run: within the execution's own
+/// limit (a day), with room for the rest of the run.
+pub const LIMIT: Duration = Duration::from_secs(20 * 3600);
+
+/// Time kept back from the budget when waiting (to answer in time).
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
 
 /// What became of a long statement within this invocation.
 #[derive(Debug)]
@@ -61,6 +68,31 @@ impl Job<'_> {
         });
         format!("dbsync-long:{hash:016x}")
     }
+}
+
+/// One invocation's share of a long job: waits while a run of it left by an
+/// earlier invocation goes on; then, unless `done` says its effect is there,
+/// starts it and waits while the budget lasts.
+pub async fn drive<F, Fut>(
+    checker: &Client,
+    session: &DbConfig,
+    job: &Job<'_>,
+    budget: Budget,
+    done: F,
+) -> Result<Outcome, StepError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StepError>>,
+{
+    let until = tokio::time::Instant::now() + budget.remaining().saturating_sub(WAIT_MARGIN);
+    if wait_while_running(checker, job, until).await? {
+        return Ok(Outcome::Running);
+    }
+    if done().await? {
+        forget(checker, job).await?;
+        return Ok(Outcome::Done);
+    }
+    start(checker, session, job, until).await
 }
 
 /// Whether the job's statement runs on some session now.

@@ -162,24 +162,16 @@ async fn refresh_detached(
         what: &what,
         key: &key,
         statement: &statement,
-        limit: crate::fks::DETACHED_LIMIT,
+        limit: crate::long::LIMIT,
         timeouts,
     };
-    let until =
-        tokio::time::Instant::now() + budget.remaining().saturating_sub(Duration::from_secs(2));
-    if crate::long::wait_while_running(client, &job, until).await? {
-        return Ok(crate::long::Outcome::Running);
-    }
-    let refreshed: Vec<String> = client
-        .query_typed(sql::VIEWS_REFRESHED, &[(&execution, Type::TEXT)])
-        .await
-        .map_err(|e| classify(e, ctx))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if refreshed.contains(&v.name) {
-        crate::long::forget(client, &job).await?;
-        return Ok(crate::long::Outcome::Done);
-    }
-    crate::long::start(client, session, &job, until).await
+    // Done when its bookkeeping row is there (written in the same statement).
+    let refreshed = || async {
+        let rows = client
+            .query_typed(sql::VIEWS_REFRESHED, &[(&execution, Type::TEXT)])
+            .await
+            .map_err(|e| classify(e, ctx))?;
+        Ok(rows.iter().any(|r| r.get::<_, &str>(0) == v.name))
+    };
+    crate::long::drive(client, session, &job, budget, refreshed).await
 }

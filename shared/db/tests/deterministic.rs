@@ -3,11 +3,13 @@
 //! values, nothing is masked to itself, unique indexes hold, and the copy's
 //! select (local) and the after-load update (AWS) give identical rows.
 
+mod common;
+
 use std::time::Duration;
 
 use dbsync_db::{
     mask::{self, MaskPlan},
-    target, Budget, DbConfig, Selection, Timeouts,
+    target, Budget, Selection, Timeouts,
 };
 use dbsync_testpg::{Cluster, TestDb};
 use dbsync_workflow::sync_config::SyncConfig;
@@ -47,11 +49,7 @@ data_rules:
 ";
 
 async fn connect(db: &TestDb) -> Client {
-    DbConfig::from_url(&db.url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    common::dbsync_client(db).await
 }
 
 async fn plan(c: &Client, salt: &str) -> MaskPlan {

@@ -288,6 +288,18 @@ impl StepError {
         }
     }
 
+    /// A connection error saying which database it is about (`--source`,
+    /// "production (source) database"); other errors as they are.
+    pub fn about(self, which: &str) -> StepError {
+        match self {
+            Self::DatabaseUnavailable(m) => Self::DatabaseUnavailable(format!("{which}: {m}")),
+            Self::AuthenticationFailed(m) => Self::AuthenticationFailed(format!("{which}: {m}")),
+            Self::Tls(m) => Self::Tls(format!("{which}: {m}")),
+            Self::Configuration(m) => Self::Configuration(format!("{which}: {m}")),
+            other => other,
+        }
+    }
+
     /// Whether a later attempt can succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         Self::TRANSIENT.contains(&self.name())
