@@ -157,12 +157,19 @@ pub const FAILED_VALIDATION_STATES: &[&str] = &[
 
 /// DMS's answer when the start kind does not fit the task's history:
 /// "Start Type : START_REPLICATION, valid only for tasks running for the first time"
-/// (InvalidParameterCombinationException; InvalidResourceStateFault is matched too).
+/// (InvalidParameterCombinationException, whatever its wording; an
+/// InvalidResourceStateFault only with that wording, since it also means "running").
 pub fn is_wrong_start_kind(code: Option<&str>, message: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("InvalidParameterCombinationException" | "InvalidResourceStateFault")
-    ) && message.is_some_and(|m| m.to_ascii_lowercase().contains("first time"))
+    match code {
+        // dbsync sends nothing else a start could find at odds (no CDC
+        // position or time): the type does not fit the history. AWS documents
+        // which type a first run takes, not the wording of the refusal.
+        Some("InvalidParameterCombinationException") => true,
+        Some("InvalidResourceStateFault") => {
+            message.is_some_and(|m| m.to_ascii_lowercase().contains("first time"))
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn system_time(t: &DateTime) -> Option<SystemTime> {
@@ -370,9 +377,14 @@ mod tests {
             Some("InvalidResourceStateFault"),
             Some(m)
         ));
-        assert!(!is_wrong_start_kind(
+        // Whatever the wording: the type is what a start can be at odds over.
+        assert!(is_wrong_start_kind(
             Some("InvalidParameterCombinationException"),
-            Some("other")
+            Some("StartReplicationType does not fit")
+        ));
+        assert!(!is_wrong_start_kind(
+            Some("InvalidResourceStateFault"),
+            Some("Replication Task cannot be started, invalid state: running")
         ));
         assert!(!is_wrong_start_kind(Some("AccessDeniedFault"), Some(m)));
         assert!(!is_wrong_start_kind(None, None));

@@ -13,11 +13,15 @@ use dbsync_workflow::{
 };
 use tokio_postgres::{error::SqlState, types::Type, Client};
 
-use crate::{classify, sql, Budget, Timeouts};
+use crate::{classify, sql, Budget, DbConfig, Timeouts};
 
 /// Runs the `after_sync` statements this execution has not run yet, in order,
 /// each in its own transaction (with its record) under the target guard and
 /// the statement timeout. A failure names the statement's position, not its text.
+///
+/// With `detach` (a session's settings) and an execution, a statement longer
+/// than the invocation goes on by itself and the next invocation waits for
+/// it (see `crate::long`); without, one statement must fit one invocation.
 pub async fn after_sync(
     client: &mut Client,
     statements: &[String],
@@ -25,6 +29,7 @@ pub async fn after_sync(
     timeouts: Timeouts,
     budget: Budget,
     min_slice: Duration,
+    detach: Option<&DbConfig>,
 ) -> Result<AfterSyncOutput, StepError> {
     let ctx = "running after_sync";
     let err = |e| classify(e, ctx);
@@ -53,6 +58,40 @@ pub async fn after_sync(
         if budget.remaining() < min_slice {
             break;
         }
+        let which = || format!("statement {position} of {total}");
+        let failed = |e: tokio_postgres::Error| {
+            crate::error::classify_user_sql(e, &format!("running after_sync {}", which()), |m| {
+                StepError::AfterSyncFailed(format!("{}: {m}", which()))
+            })
+        };
+        if let (Some(session), Some(x)) = (detach, execution) {
+            let what = format!("after_sync {}", which());
+            let key = format!("after_sync {x} {position}");
+            let statement = sql::detached_after_sync(statement, x, position);
+            let job = crate::long::Job {
+                what: &what,
+                key: &key,
+                statement: &statement,
+                limit: crate::long::LIMIT,
+                timeouts,
+            };
+            // Done when its record is there (committed with it).
+            let recorded = || async {
+                let rows = client
+                    .query_typed(sql::AFTER_SYNC_DONE, &[(&x, Type::TEXT)])
+                    .await
+                    .map_err(err)?;
+                Ok(rows.iter().any(|r| r.get::<_, i32>(0) == position))
+            };
+            match crate::long::drive(client, session, &job, budget, recorded).await? {
+                crate::long::Outcome::Done => {
+                    out.ran += 1;
+                    continue;
+                }
+                crate::long::Outcome::Running => break,
+                crate::long::Outcome::Failed(e) => return Err(failed(e)),
+            }
+        }
         let result = async {
             let tx = client.transaction().await?;
             tx.batch_execute(&sql::prelude_user_sql(
@@ -69,14 +108,7 @@ pub async fn after_sync(
         match result {
             Ok(()) => out.ran += 1,
             Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) && out.ran > 0 => break,
-            Err(e) => {
-                let which = format!("statement {position} of {total}");
-                return Err(crate::error::classify_user_sql(
-                    e,
-                    &format!("running after_sync {which}"),
-                    |m| StepError::AfterSyncFailed(format!("{which}: {m}")),
-                ));
-            }
+            Err(e) => return Err(failed(e)),
         }
     }
     out.remaining = (total - done.len()) as u64 - out.ran;
@@ -85,6 +117,12 @@ pub async fn after_sync(
             .execute_typed(sql::FORGET_AFTER_SYNC, &[(&run, Type::TEXT)])
             .await
             .map_err(err)?;
+        if detach.is_some() {
+            client
+                .execute_typed(sql::FORGET_LONG_AFTER_SYNC, &[(&run, Type::TEXT)])
+                .await
+                .map_err(err)?;
+        }
     }
     Ok(out)
 }

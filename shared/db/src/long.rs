@@ -2,9 +2,10 @@
 //! of hundreds of millions of rows): no statement is limited by a Lambda's
 //! 15 minutes.
 //!
-//! Such a statement runs on a session of its own, alone in its message and
-//! in an implicit transaction, so PostgreSQL commits it before it sends
-//! anything back: it keeps running and commits when the invocation that
+//! Such a statement runs on a session of its own, alone in its message (or
+//! with its bookkeeping, inside `BEGIN` … `COMMIT` in that one message), so
+//! PostgreSQL commits it before it sends anything back (notices are off for
+//! the session, see [`session_setup`]): it keeps running and commits when the invocation that
 //! started it has returned (the session stays open in the frozen Lambda, or
 //! the local process) — and even when its client is gone altogether, since
 //! a backend notices a lost client only when it next writes to it, after
@@ -99,8 +100,10 @@ where
 pub async fn running(checker: &Client, job: &Job<'_>) -> Result<bool, StepError> {
     let row = checker
         .query_one(
+            // `active` from the message's first statement to its last (a
+            // failed block waiting for its ROLLBACK runs nothing).
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity \
-             WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_catalog.pg_backend_pid())",
+             WHERE application_name = $1 AND state = 'active' AND pid <> pg_catalog.pg_backend_pid())",
             &[&job.tag()],
         )
         .await
@@ -157,16 +160,10 @@ pub async fn start(
         .await
         .map_err(err)?
         .get(0);
-    let mut setup = format!(
-        "SET application_name = {}; SET statement_timeout = {}; SET lock_timeout = {};",
-        crate::sql::literal(&job.tag()),
-        job.limit.as_millis().max(1),
-        job.timeouts.lock.as_millis().max(1),
-    );
-    if version >= 140_000 {
-        setup.push_str(" SET client_connection_check_interval = 0;");
-    }
-    client.batch_execute(&setup).await.map_err(err)?;
+    client
+        .batch_execute(&session_setup(job, version))
+        .await
+        .map_err(err)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let statement = job.statement.to_owned();
     // The task owns the session: it outlives this invocation, and the
@@ -190,6 +187,27 @@ pub async fn start(
         ))),
         Err(_) => Ok(Outcome::Running),
     }
+}
+
+/// The settings of a detached statement's session: its tag, the job's
+/// limits, and nothing that would make the server write to the client before
+/// the statement has committed — a notice (`client_min_messages`) is flushed
+/// at once, and a write to a client that is gone ends the session; nor
+/// anything that probes the client (`client_connection_check_interval`,
+/// PostgreSQL 14+). A session left in a failed transaction block (a
+/// statement of several that failed with nobody reading) is closed soon.
+pub fn session_setup(job: &Job<'_>, server_version_num: i32) -> String {
+    let mut setup = format!(
+        "SET application_name = {}; SET statement_timeout = {}; SET lock_timeout = {}; \
+         SET client_min_messages = error; SET idle_in_transaction_session_timeout = 10000;",
+        crate::sql::literal(&job.tag()),
+        job.limit.as_millis().max(1),
+        job.timeouts.lock.as_millis().max(1),
+    );
+    if server_version_num >= 140_000 {
+        setup.push_str(" SET client_connection_check_interval = 0;");
+    }
+    setup
 }
 
 /// Forgets the job's start count (it finished, or the step gave up).

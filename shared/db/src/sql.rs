@@ -595,6 +595,10 @@ pub const FORGET_LONG: &str = "DELETE FROM dbsync.long_statement WHERE key = $1"
 pub const FORGET_LONG_REFRESHES: &str =
     "DELETE FROM dbsync.long_statement WHERE key LIKE 'refresh ' || $1 || ' %'";
 
+/// This execution's `after_sync` start counts (`$1`), once every statement has run.
+pub const FORGET_LONG_AFTER_SYNC: &str =
+    "DELETE FROM dbsync.long_statement WHERE pg_catalog.starts_with(key, 'after_sync ' || $1 || ' ')";
+
 /// Every validation's start count, once nothing is left to validate.
 pub const FORGET_LONG_VALIDATIONS: &str =
     "DELETE FROM dbsync.long_statement WHERE key LIKE 'validate %'";
@@ -870,6 +874,20 @@ pub const AFTER_SYNC_DONE: &str =
 
 pub const RECORD_AFTER_SYNC: &str =
     "INSERT INTO dbsync.after_sync_done (execution, position) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// One `after_sync` statement that may outlive its invocation, with its
+/// record, in one message (see `crate::long`): the guard, the statement, the
+/// record, committed together. The team's statement is closed off by a line
+/// of its own, so a trailing `--` comment cannot swallow the record. No
+/// dbsync lock: the run's own next invocations take it while this runs.
+pub fn detached_after_sync(statement: &str, execution: &str, position: i32) -> String {
+    format!(
+        "BEGIN;\n{GUARD}{statement}\n;\n\
+         INSERT INTO dbsync.after_sync_done (execution, position) VALUES ({}, {position}) ON CONFLICT DO NOTHING;\n\
+         COMMIT;",
+        literal(execution)
+    )
+}
 
 pub const FORGET_AFTER_SYNC: &str = "DELETE FROM dbsync.after_sync_done \
      WHERE execution = $1 OR done_at < pg_catalog.now() - interval '2 days'";

@@ -161,6 +161,15 @@ pub async fn after_load(env: &StepEnv, event: Value, budget: Budget) -> Result<V
         v.map(|o| serde_json::to_value(o).expect("outputs serialize"))
     }
     env.run(async {
+        // An after_sync statement longer than the invocation goes on, on a
+        // session of its own (read before holding the handle's session).
+        let detach = match input.action {
+            AfterLoadAction::AfterSync => {
+                drop(env.db.client().await?);
+                env.db.config().await
+            }
+            _ => None,
+        };
         let mut client = env.db.client().await?;
         let selection = lease::selection_for(&client, execution, &env.selection).await?;
         match input.action {
@@ -215,6 +224,7 @@ pub async fn after_load(env: &StepEnv, event: Value, budget: Budget) -> Result<V
                     env.timeouts,
                     budget,
                     min_slice,
+                    detach.as_ref(),
                 )
                 .await,
             ),

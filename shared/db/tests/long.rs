@@ -2,7 +2,8 @@
 //! its message commits even when its client has gone; a run left going is
 //! found by the next invocation, which waits for it; a restore whose
 //! `VALIDATE` takes several invocations finishes; one that keeps failing
-//! while nobody waits ends the run by name.
+//! while nobody waits ends the run by name; an `after_sync` statement takes
+//! several invocations the same way.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::{budget, setup, LIMITS};
 use dbsync_db::{
+    after_load,
     fks::{self, OrphanPolicy, RestoreOptions},
     long, Budget, DbConfig, Selection,
 };
@@ -43,6 +45,47 @@ async fn a_statement_commits_after_its_client_is_gone() {
     assert!(!exists(&c, "outlived").await, "not committed yet");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(exists(&c, "outlived").await, "committed without its client");
+}
+
+/// A notice is flushed to the client at once, and a write to a client that
+/// is gone ends the session: a detached session is set up so that nothing
+/// is written before the commit. The same statement, on a session without
+/// that setup, is lost — which is what the setup is for.
+#[tokio::test]
+async fn a_statement_that_raises_notices_commits_after_its_client_is_gone_once_set_up() {
+    let (db, c) = setup("SELECT 1", false).await;
+    let statement = |table: &str| {
+        format!(
+            "BEGIN; DO $$ BEGIN FOR i IN 1..6 LOOP PERFORM pg_sleep(0.25); RAISE NOTICE 'step %', i; END LOOP; END $$; \
+             CREATE TABLE {table} (x int); COMMIT;"
+        )
+    };
+    let job = long::Job {
+        what: "noisy",
+        key: "noisy",
+        statement: "",
+        limit: Duration::from_secs(60),
+        timeouts: LIMITS,
+    };
+    for (table, set_up) in [("quiet_kept", true), ("noisy_lost", false)] {
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        if set_up {
+            client
+                .batch_execute(&long::session_setup(&job, 150_000))
+                .await
+                .unwrap();
+        }
+        let sql = statement(table);
+        let run = tokio::spawn(async move { client.batch_execute(&sql).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        run.abort();
+        conn.abort();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(exists(&c, table).await, set_up, "{table}");
+    }
 }
 
 #[tokio::test]
@@ -174,4 +217,83 @@ async fn a_validate_that_keeps_failing_unseen_ends_by_name() {
     );
     // Nothing lost: the definition stays saved for the next run.
     assert_eq!(common::saved_count(&c).await, 1);
+}
+
+/// An `after_sync` statement (here several in one item) longer than an
+/// invocation: started once, found running by the next invocations, its
+/// record committed with it, and the items after it run in turn.
+#[tokio::test]
+async fn an_after_sync_statement_longer_than_an_invocation_takes_several() {
+    let (db, mut c) = setup("CREATE TABLE marker (step int)", true).await;
+    let statements = vec![
+        "INSERT INTO marker VALUES (1)".to_owned(),
+        "SELECT pg_sleep(1.5); INSERT INTO marker VALUES (2) -- a trailing comment".to_owned(),
+        "INSERT INTO marker VALUES (3)".to_owned(),
+    ];
+    let session = DbConfig::from_url(&db.url).unwrap();
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        assert!(invocations < 200, "never finished");
+        let out = after_load::after_sync(
+            &mut c,
+            &statements,
+            Some("run-long"),
+            LIMITS,
+            Budget::from_now(Duration::from_millis(200)),
+            Duration::from_millis(10),
+            Some(&session),
+        )
+        .await
+        .unwrap();
+        if out.remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(invocations >= 3, "it fit one invocation: not a test");
+    let steps: Vec<i32> = c
+        .query("SELECT step FROM marker ORDER BY step", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(steps, [1, 2, 3], "each ran once, in order");
+    for table in ["dbsync.after_sync_done", "dbsync.long_statement"] {
+        assert_eq!(
+            common::count(&c, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
+    }
+}
+
+/// A detached `after_sync` statement that fails while its invocation waits
+/// is named by position, and its effect is rolled back.
+#[tokio::test]
+async fn a_detached_after_sync_statement_that_fails_is_named_by_position() {
+    let (db, mut c) = setup("CREATE TABLE marker (step int)", true).await;
+    let statements = vec![
+        "INSERT INTO marker VALUES (1); SELECT 1 / (SELECT count(*) - 1 FROM marker)".to_owned(),
+    ];
+    let session = DbConfig::from_url(&db.url).unwrap();
+    let e = after_load::after_sync(
+        &mut c,
+        &statements,
+        Some("run-fail"),
+        LIMITS,
+        budget(),
+        Duration::from_millis(10),
+        Some(&session),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "AfterSyncFailed", "{e}");
+    assert!(e.to_string().contains("statement 1 of 1"), "{e}");
+    assert!(
+        !e.to_string().contains("INSERT"),
+        "no SQL in the message: {e}"
+    );
+    assert_eq!(common::count(&c, "SELECT count(*) FROM marker").await, 0);
 }

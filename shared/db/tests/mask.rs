@@ -437,9 +437,17 @@ async fn after_sync_runs_in_order_and_a_failure_names_its_position() {
     .to_vec();
     let budget = || Budget::from_now(Duration::from_secs(60));
     let slice = Duration::from_secs(1);
-    let e = after_load::after_sync(&mut c, &statements, Some("run-a"), LIMITS, budget(), slice)
-        .await
-        .unwrap_err();
+    let e = after_load::after_sync(
+        &mut c,
+        &statements,
+        Some("run-a"),
+        LIMITS,
+        budget(),
+        slice,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.name(), "AfterSyncFailed");
     assert!(
         e.to_string().contains("statement 3 of 4: division by zero"),
@@ -457,7 +465,7 @@ async fn after_sync_runs_in_order_and_a_failure_names_its_position() {
     // Fixed, the same execution goes on from statement 3.
     let mut fixed = statements.clone();
     fixed[2] = "INSERT INTO app.steps (n) VALUES (3)".into();
-    let out = after_load::after_sync(&mut c, &fixed, Some("run-a"), LIMITS, budget(), slice)
+    let out = after_load::after_sync(&mut c, &fixed, Some("run-a"), LIMITS, budget(), slice, None)
         .await
         .unwrap();
     assert_eq!((out.statements, out.ran, out.remaining), (4, 2, 0));
@@ -472,7 +480,7 @@ async fn after_sync_runs_in_order_and_a_failure_names_its_position() {
     // A database never opted in is refused before any statement runs.
     let other = Cluster::shared().create_db("after_sync_no").await;
     let mut o = connect(&other).await;
-    let e = after_load::after_sync(&mut o, &fixed, Some("run-b"), LIMITS, budget(), slice)
+    let e = after_load::after_sync(&mut o, &fixed, Some("run-b"), LIMITS, budget(), slice, None)
         .await
         .unwrap_err();
     assert_eq!(e.name(), "TargetNotOptedIn");

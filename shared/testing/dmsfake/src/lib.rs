@@ -110,6 +110,15 @@ pub const ALL_TABLES: &str = r#"{"rules": [{"rule-type": "selection", "rule-id":
 pub const NOT_FIRST_RUN: &str =
     "Start Type : START_REPLICATION, valid only for tasks running for the first time";
 
+/// What the fake answers to a start type that does not fit the history of a
+/// DMS Serverless config (AWS API reference, StartReplication: for
+/// `full-load`, "the only valid value for the first run of the replication is
+/// `start-replication`"; `resume-processing` "isn't applicable for a
+/// full-load replication"). The message is the fake's own: AWS documents the
+/// rule, not its wording.
+pub const WRONG_SERVERLESS_START: &str =
+    "StartReplicationType does not fit this replication's history";
+
 /// A task's migration type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MigrationType {
@@ -194,6 +203,11 @@ pub struct FakeTask {
     /// limitations"; `DescribeReplicationTableStatistics` covers provisioned
     /// replications only). `None`: capacity kept.
     pub(crate) deprovision_after: Option<Duration>,
+    /// DMS Serverless: the one start type a config that has run before
+    /// accepts. AWS documents only the first run's (`start-replication`), so
+    /// scenarios try both answers: `reload-target` (the default, as for a
+    /// task) and `start-replication`.
+    pub(crate) later_start: &'static str,
 }
 
 impl FakeTask {
@@ -219,6 +233,7 @@ impl FakeTask {
             parallelism: 2,
             provisioning: None,
             deprovision_after: None,
+            later_start: "reload-target",
         }
     }
 
@@ -324,6 +339,17 @@ impl FakeTask {
     /// start dates and table statistics (see the field).
     pub fn deprovisions_after(mut self, after: Duration) -> FakeTask {
         self.deprovision_after = Some(after);
+        self
+    }
+
+    /// DMS Serverless: after its first run, the config accepts only `kind`
+    /// (`reload-target` or `start-replication`; see the field).
+    pub fn later_runs_start_with(mut self, kind: &'static str) -> FakeTask {
+        assert!(
+            ["reload-target", "start-replication"].contains(&kind),
+            "a later run starts with reload-target or start-replication"
+        );
+        self.later_start = kind;
         self
     }
 }

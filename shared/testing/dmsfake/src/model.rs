@@ -12,7 +12,9 @@ use dbsync_replicate::{LocalReplicator, Progress, ReplicateOptions, TableCopy};
 use dbsync_workflow::ports::{StartKind, StartTask, StopTask, TaskStatus, FULL_LOAD_FINISHED};
 use serde_json::{json, Map, Value};
 
-use crate::{Call, FakeTask, Fault, Faults, MigrationType, Op, NOT_FIRST_RUN};
+use crate::{
+    Call, FakeTask, Fault, Faults, MigrationType, Op, NOT_FIRST_RUN, WRONG_SERVERLESS_START,
+};
 
 const STOPPED_BY_USER: &str = "Stop Reason STOPPED_BY_USER";
 const FATAL_ERROR: &str = "Stop Reason FATAL_ERROR";
@@ -643,6 +645,40 @@ impl Inner {
         Ok(json!({"ReplicationTask": self.task_json(&s, true)}))
     }
 
+    /// Whether a start type fits the task's or config's history. Tasks (API
+    /// reference, StartReplicationTask): `start-replication` only on the
+    /// first run ("valid only for tasks running for the first time"); any
+    /// other type on a first run "will result in data errors", which the
+    /// fake refuses outright. Serverless (StartReplication): the first run
+    /// takes only `start-replication`, a `full-load` config never takes
+    /// `resume-processing`, and a later run takes [`FakeTask::later_start`].
+    fn refuse_start_kind(&self, kind: &str, ran_before: bool) -> Option<ApiError> {
+        let refuse = |message: &str| {
+            Some(ApiError::bad(
+                "InvalidParameterCombinationException",
+                message.to_owned(),
+            ))
+        };
+        let full_load = self.task.migration_type == MigrationType::FullLoad;
+        if self.task.provisioning.is_none() {
+            return match (kind, ran_before) {
+                ("start-replication", true) => refuse(NOT_FIRST_RUN),
+                ("start-replication", false) => None,
+                (_, false) => {
+                    refuse("Start Type : only START_REPLICATION is valid for a task's first run")
+                }
+                (_, true) => None,
+            };
+        }
+        match (kind, ran_before) {
+            ("start-replication", false) => None,
+            (_, false) => refuse(WRONG_SERVERLESS_START),
+            ("resume-processing", true) if full_load => refuse(WRONG_SERVERLESS_START),
+            (k, true) if full_load && k != self.task.later_start => refuse(WRONG_SERVERLESS_START),
+            _ => None,
+        }
+    }
+
     /// Starts a run (task or serverless); `op` is the call's operation (its
     /// queued run fault applies).
     async fn start_run(
@@ -679,11 +715,8 @@ impl Inner {
                     ),
                 ));
             }
-            if kind == "start-replication" && s.ever_started {
-                return Err(ApiError::bad(
-                    "InvalidParameterCombinationException",
-                    NOT_FIRST_RUN,
-                ));
+            if let Some(refusal) = self.refuse_start_kind(kind, s.ever_started) {
+                return Err(refusal);
             }
             // The start will happen: now it consumes a queued run fault.
             let run_fault = self.take_fault(op, is_run_fault);

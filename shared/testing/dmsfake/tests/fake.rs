@@ -219,6 +219,83 @@ async fn the_wrong_start_kind_is_refused_with_dms_code_and_message() {
     assert_eq!(fake.status(), TaskStatus::Stopped, "nothing started");
 }
 
+/// Start types as AWS documents them (StartReplicationTask, StartReplication):
+/// a first run takes `start-replication` only; a serverless `full-load`
+/// config never takes `resume-processing`; a later run takes the one type
+/// the fake is told to accept (AWS does not say which).
+#[tokio::test]
+async fn start_types_follow_the_documented_first_run_rule() {
+    let (prod, staging) = databases().await;
+    let kinds = |fake: &DmsFake| fake.start_kinds();
+    // A task's first run.
+    let fake = DmsFake::start(task(&prod, &staging).await);
+    let c = client(&fake).await;
+    let err = c
+        .start_replication_task()
+        .replication_task_arn(fake.task_arn())
+        .start_replication_task_type(StartReplicationTaskTypeValue::ReloadTarget)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_code(&err),
+        Some("InvalidParameterCombinationException")
+    );
+    assert_eq!(fake.status(), TaskStatus::Ready, "nothing started");
+    // A serverless config: first run, then a later one that takes start-replication only.
+    let fake = DmsFake::start(
+        task(&prod, &staging)
+            .await
+            .serverless(Duration::ZERO)
+            .later_runs_start_with("start-replication"),
+    );
+    let c = client(&fake).await;
+    let start = |kind: &'static str| {
+        let c = c.clone();
+        let arn = fake.task_arn();
+        async move {
+            c.start_replication()
+                .replication_config_arn(arn)
+                .start_replication_type(kind)
+                .send()
+                .await
+                .map_err(|e| error_code(&e).map(str::to_owned))
+        }
+    };
+    assert_eq!(
+        start("reload-target").await.unwrap_err().as_deref(),
+        Some("InvalidParameterCombinationException")
+    );
+    start("start-replication").await.unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    while fake.status() != TaskStatus::Stopped {
+        assert!(
+            Instant::now() < end,
+            "the load never ended: {}",
+            fake.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for refused in ["resume-processing", "reload-target"] {
+        assert_eq!(
+            start(refused).await.unwrap_err().as_deref(),
+            Some("InvalidParameterCombinationException"),
+            "{refused}"
+        );
+    }
+    start("start-replication").await.unwrap();
+    assert_eq!(
+        kinds(&fake),
+        [
+            "reload-target",
+            "start-replication",
+            "resume-processing",
+            "reload-target",
+            "start-replication"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_start_while_running_is_refused_and_the_status_can_be_flipped_by_hand() {
     let (prod, staging) = databases().await;

@@ -700,3 +700,27 @@ async fn serverless_deprovisioned_before_the_poll_still_succeeds_with_counts_unk
     h.run().await.assert_succeeded();
     assert_eq!(h.dms.start_kinds(), ["start-replication", "reload-target"]);
 }
+
+/// AWS documents the start type of a serverless config's first run only.
+/// A config that refuses `reload-target` on a later run (and takes
+/// `start-replication` again) still syncs: start-dms retries with the other
+/// type, once.
+#[tokio::test]
+async fn serverless_refusing_reload_target_later_is_started_the_other_way() {
+    let h = Harness::with_task(|t| serverless(t).later_runs_start_with("start-replication")).await;
+    h.run().await.assert_succeeded();
+    let ex = h.run().await;
+    ex.assert_succeeded();
+    h.assert_synced().await;
+    assert_eq!(
+        h.dms.start_kinds(),
+        ["start-replication", "reload-target", "start-replication"],
+        "the refused reload-target was tried, then start-replication"
+    );
+    let out = ex.result.output.as_ref().unwrap();
+    let replication = &out["replication"]["result"];
+    assert_eq!(
+        replication["startKind"], "start-replication",
+        "{replication}"
+    );
+}
