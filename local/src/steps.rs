@@ -89,6 +89,9 @@ impl LocalSteps {
                 sync: cfg.sync.clone(),
                 // The local copy selects masked values from the source.
                 masked_in_flight: true,
+                // A plain COPY needs no index: every one comes back after the load.
+                index_drop: dbsync_db::indexes::IndexDrop::All,
+                index_jobs: cfg.parallelism.max(1),
             },
             task: LocalTask {
                 table_mappings: cfg

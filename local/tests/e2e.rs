@@ -142,6 +142,13 @@ async fn fks(db: &TestDb) -> dbsync_db::verify::ForeignKeys {
         .unwrap()
 }
 
+/// Every index of a database, with what a rebuild must bring back.
+async fn indexes(db: &TestDb) -> dbsync_db::verify::ForeignKeys {
+    dbsync_db::verify::indexes(&db.client().await)
+        .await
+        .unwrap()
+}
+
 /// Row count and checksum of every synced table.
 async fn contents(db: &TestDb) -> dbsync_db::verify::Checksums {
     let selection = dbsync_db::Selection::from_json(MAPPINGS).unwrap();
@@ -169,12 +176,18 @@ async fn sequences_work(db: &TestDb) {
 async fn happy_path_then_idempotent_second_run() {
     let e = env(300, true).await;
     let before = fks(&e.staging).await;
+    let before_indexes = indexes(&e.staging).await;
     let (ok, doc) = e.run(&[]);
     assert!(ok, "{doc:#}");
     assert_eq!(doc["status"], "SUCCEEDED");
     assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
     assert_eq!(fks(&e.staging).await, before, "FKs come back exactly");
+    assert_eq!(indexes(&e.staging).await, before_indexes, "indexes too");
     let out = &doc["output"];
+    // Loaded without the indexes of the tables it empties, rebuilt after.
+    let dropped = out["dropFks"]["result"]["indexesDropped"].as_u64().unwrap();
+    assert!(dropped >= 3, "{}", out["dropFks"]);
+    assert_eq!(out["restore"]["result"]["indexesRebuilt"], dropped);
     assert_eq!(out["restore"]["result"]["remaining"], 0);
     assert!(out["replication"]["result"]["rowsLoaded"].as_i64().unwrap() > 1000);
 
@@ -326,6 +339,7 @@ async fn a_second_run_at_the_same_time_is_refused() {
 async fn killed_at_random_moments_then_rerun_ends_exactly_right() {
     let e = env(4000, true).await;
     let before = fks(&e.staging).await;
+    let before_indexes = indexes(&e.staging).await;
     // How long a whole run takes here, to aim the kills inside it.
     let t = Instant::now();
     let (ok, doc) = e.run(&[]);
@@ -357,6 +371,11 @@ async fn killed_at_random_moments_then_rerun_ends_exactly_right() {
         fks(&e.staging).await,
         before,
         "original FK definitions after crashes and a rerun"
+    );
+    assert_eq!(
+        indexes(&e.staging).await,
+        before_indexes,
+        "every index back, exactly, after crashes and a rerun"
     );
     assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
     sequences_work(&e.staging).await;

@@ -38,7 +38,7 @@ async fn answers_an_event_and_names_its_errors() {
     assert_eq!(
         out,
         Outcome::Response(
-            json!({"tables": 2, "dropped": 1, "saved": 1, "checksDropped": 0, "triggersDisabled": 0})
+            json!({"tables": 2, "dropped": 1, "saved": 1, "checksDropped": 0, "triggersDisabled": 0, "indexesDropped": 0})
         )
     );
 

@@ -48,6 +48,11 @@ pub struct StepEnv {
     /// The copy applied the data rules already (local mode): `after-load`'s
     /// mask has nothing to update.
     pub masked_in_flight: bool,
+    /// Which indexes the load goes without (AWS: all but primary keys, which
+    /// DMS's full LOB mode looks rows up by; locally: all).
+    pub index_drop: crate::indexes::IndexDrop,
+    /// Index builds at once after the load.
+    pub index_jobs: usize,
 }
 
 /// `DB_STATEMENT_TIMEOUT_MS` and `DB_LOCK_TIMEOUT_MS`.
@@ -127,6 +132,8 @@ impl StepEnv {
             margin: config::millis("TIME_MARGIN_MS", Duration::from_millis(15_000))?,
             sync: SyncConfig::from_env()?,
             masked_in_flight: false,
+            index_drop: crate::indexes::IndexDrop::AllButPrimaryKeys,
+            index_jobs: crate::indexes::DEFAULT_JOBS,
         })
     }
 

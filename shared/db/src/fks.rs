@@ -77,12 +77,34 @@ async fn plan_rows(
 }
 
 /// Saves and drops every foreign key on or referencing a selected table, in one
-/// transaction and a constant number of round trips.
+/// transaction and a constant number of round trips. Indexes stay.
 pub async fn drop_fks(
     client: &mut Client,
     selection: &Selection,
     timeouts: Timeouts,
     budget: Budget,
+) -> Result<DropFksOutput, StepError> {
+    let keep = crate::indexes::IndexDrop::None;
+    drop_for_load(
+        client,
+        selection,
+        timeouts,
+        budget,
+        keep,
+        &Default::default(),
+    )
+    .await
+}
+
+/// [`drop_fks`], and in the same transaction the indexes the load goes
+/// without ([`crate::indexes`]).
+pub async fn drop_for_load(
+    client: &mut Client,
+    selection: &Selection,
+    timeouts: Timeouts,
+    budget: Budget,
+    indexes: crate::indexes::IndexDrop,
+    masked: &crate::indexes::MaskedColumns,
 ) -> Result<DropFksOutput, StepError> {
     let ctx = "dropping foreign keys";
     let err = |e| classify(e, ctx);
@@ -128,6 +150,8 @@ pub async fn drop_fks(
     if !statements.is_empty() {
         tx.batch_execute(&statements).await.map_err(err)?;
     }
+    // After the FKs: an index an FK leaned on is free now.
+    let indexes_dropped = crate::indexes::capture_and_drop(&tx, &oids, indexes, masked).await?;
     let saved: i64 = tx
         .query_typed_one(sql::COUNT_SAVED, &[])
         .await
@@ -140,6 +164,7 @@ pub async fn drop_fks(
         saved: saved as u64,
         checks_dropped,
         triggers_disabled: triggers.len() as u64,
+        indexes_dropped,
     })
 }
 
@@ -199,6 +224,9 @@ pub struct RestoreOptions {
     /// invocation ([`crate::long`]); `None`: within the invocation only
     /// (then one that needs more is `ValidationTimeout`).
     pub detach: Option<crate::DbConfig>,
+    /// Index builds at once (the indexes dropped for the load come back
+    /// first: the foreign keys need their unique indexes).
+    pub index_jobs: usize,
 }
 
 /// Where a saved foreign key stands (`dbsync.saved_fk.state`, whose CHECK
@@ -372,6 +400,29 @@ pub async fn restore_fks(
         triggers_restored: restore_triggers(client, opts.timeouts, budget).await?,
         ..Default::default()
     };
+    let rebuilt = crate::indexes::rebuild(
+        client,
+        &crate::indexes::RebuildOptions {
+            timeouts: opts.timeouts,
+            jobs: opts.index_jobs,
+            detach: opts.detach.as_ref(),
+            min_slice: opts.min_slice,
+        },
+        budget,
+    )
+    .await?;
+    out.indexes_rebuilt = rebuilt.built;
+    if rebuilt.remaining > 0 {
+        // The keys wait for their indexes: call again.
+        let saved: i64 = client
+            .query_one(sql::COUNT_SAVED, &[])
+            .await
+            .map_err(|e| classify(e, "counting saved foreign keys"))?
+            .get(0);
+        out.indexes_remaining = rebuilt.remaining;
+        out.remaining = rebuilt.remaining + saved as u64;
+        return Ok(out);
+    }
     let queue = add_phase(client, &opts, budget, &mut out).await?;
     let out = validate_phase(client, &opts, budget, queue, &mut out).await?;
     if out.remaining == 0 {

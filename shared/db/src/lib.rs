@@ -25,6 +25,7 @@ mod connect;
 pub mod env;
 mod error;
 pub mod fks;
+pub mod indexes;
 pub mod lease;
 pub mod long;
 pub mod mask;

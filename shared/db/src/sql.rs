@@ -147,6 +147,31 @@ CREATE TABLE IF NOT EXISTS dbsync.saved_trigger (
     mode         \"char\" NOT NULL,
     saved_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (table_schema, table_name, trigger_name)
+);
+-- Indexes dropped for the load (see `indexes`), saved in the transaction that drops them.
+CREATE TABLE IF NOT EXISTS dbsync.saved_index (
+    table_schema       text NOT NULL,
+    table_name         text NOT NULL,
+    index_name         text NOT NULL,
+    -- pg_get_indexdef() under an empty search_path: exact and fully qualified
+    definition         text NOT NULL,
+    -- '' for the database's default
+    tablespace         text NOT NULL,
+    -- a primary key ('p') or unique constraint ('u') the index backs
+    constraint_kind    \"char\",
+    constraint_name    text,
+    is_deferrable      boolean NOT NULL DEFAULT false,
+    is_deferred        boolean NOT NULL DEFAULT false,
+    index_comment      text,
+    constraint_comment text,
+    -- ALTER INDEX … ALTER COLUMN n SET STATISTICS m: n, m, n, m, …
+    statistics         int4[] NOT NULL DEFAULT '{}',
+    clustered          boolean NOT NULL DEFAULT false,
+    replica_identity   boolean NOT NULL DEFAULT false,
+    -- the index exists again (set in the transaction that built it)
+    built              boolean NOT NULL DEFAULT false,
+    saved_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_schema, table_name, index_name)
 )";
 
 /// The enabled user triggers of the synced tables and of their partitions

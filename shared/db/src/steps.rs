@@ -57,7 +57,31 @@ pub async fn drop_fks(
         let mut client = env.db.client().await?;
         let selection =
             lease::selection_for(&client, input.execution_id.as_deref(), &env.selection).await?;
-        fks::drop_fks(&mut client, &selection, env.timeouts, budget).await
+        // Unique indexes over masked columns stay (see `indexes`).
+        let masked: crate::indexes::MaskedColumns =
+            if env.index_drop == crate::indexes::IndexDrop::None {
+                Default::default()
+            } else {
+                mask::plan(&*client, &selection, &env.sync)
+                    .await?
+                    .tables
+                    .values()
+                    .flat_map(|t| {
+                        t.columns
+                            .iter()
+                            .map(|c| (t.schema.clone(), t.name.clone(), c.column.clone()))
+                    })
+                    .collect()
+            };
+        fks::drop_for_load(
+            &mut client,
+            &selection,
+            env.timeouts,
+            budget,
+            env.index_drop,
+            &masked,
+        )
+        .await
     })
     .await
 }
@@ -92,6 +116,7 @@ pub async fn restore_fks(
             synced,
             timeouts: env.timeouts,
             min_slice: MIN_SLICE.min(budget.total() / 4),
+            index_jobs: env.index_jobs,
         };
         fks::restore_fks(&mut client, opts, budget).await
     })

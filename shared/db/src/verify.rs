@@ -6,6 +6,7 @@
 //! - [`foreign_keys`]: every foreign key, partition clones included, with its
 //!   exact definition, every flag and the comment a restore must bring back.
 //! - [`check_constraints`]: every CHECK constraint, with validity and comment.
+//! - [`indexes`]: every index, with everything a rebuild must bring back.
 //! - [`sequences_ahead`]: every owned sequence's next value lies beyond its column's data.
 //! - [`sequences_accept_inserts`]: a row of defaults goes into every table
 //!   whose column takes a sequence (rolled back), proving each sequence is
@@ -62,6 +63,35 @@ pub async fn foreign_keys(client: &Client) -> Result<ForeignKeys, StepError> {
                     c.confmatchtype, c.conparentid <> 0, c.confrelid::pg_catalog.regclass,
                     pg_catalog.obj_description(c.oid, 'pg_constraint'))
          FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'",
+    )
+    .await
+}
+
+/// Every index of the database's own tables (not the catalogs' nor dbsync's):
+/// its exact definition plus what a rebuild must bring back — the
+/// constraint it backs (kind, deferrability, comment), its comment,
+/// tablespace, per-column statistics targets, the `CLUSTER` mark, replica
+/// identity and validity.
+pub async fn indexes(client: &Client) -> Result<ForeignKeys, StepError> {
+    inventory(
+        client,
+        "reading indexes",
+        "SELECT i.indrelid::pg_catalog.regclass::text, ic.relname::text,
+                pg_catalog.pg_get_indexdef(i.indexrelid) || pg_catalog.format(
+                    ' [constraint=%s %s deferrable=%s deferred=%s comment=%s | comment=%s tablespace=%s stats=%s clustered=%s replident=%s valid=%s]',
+                    con.conname, con.contype, con.condeferrable, con.condeferred,
+                    pg_catalog.obj_description(con.oid, 'pg_constraint'),
+                    pg_catalog.obj_description(i.indexrelid, 'pg_class'), ic.reltablespace,
+                    (SELECT pg_catalog.array_agg(a.attnum || '=' || a.attstattarget ORDER BY a.attnum)
+                     FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0),
+                    i.indisclustered, i.indisreplident, i.indisvalid)
+         FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+         JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
+         LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                                              AND con.contype IN ('p', 'u', 'x')
+         WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'dbsync')",
     )
     .await
 }

@@ -42,6 +42,8 @@ fn env(db: &TestDb, policy: OrphanPolicy) -> StepEnv {
         margin: Duration::from_secs(1),
         sync: Default::default(),
         masked_in_flight: false,
+        index_drop: dbsync_db::indexes::IndexDrop::AllButPrimaryKeys,
+        index_jobs: 2,
     }
 }
 

@@ -130,6 +130,7 @@ fn detached(db: &dbsync_testpg::TestDb) -> RestoreOptions {
         timeouts: LIMITS,
         min_slice: Duration::from_millis(10),
         detach: Some(DbConfig::from_url(&db.url).unwrap()),
+        index_jobs: 2,
     }
 }
 

@@ -185,6 +185,11 @@ pub enum StepError {
     /// without its effect while no invocation was connected.
     #[error("{0}; PostgreSQL's log says why (orphan rows, a lock, a cancel) — run it by hand, then the sync again")]
     DetachedStatementFailed(String),
+
+    /// An index (or primary key / unique constraint) dropped for the load
+    /// could not be built again; its definition stays saved.
+    #[error("{0}; the definition stays saved in dbsync.saved_index and the next run (or restore) builds it again")]
+    IndexRebuildFailed(String),
 }
 
 /// A marker copied along with a database names the original.
@@ -238,6 +243,7 @@ impl StepError {
         "Interrupted",
         "UnclassifiedColumns",
         "DetachedStatementFailed",
+        "IndexRebuildFailed",
     ];
 
     /// Names worth retrying in the state machine (with backoff).
@@ -285,6 +291,7 @@ impl StepError {
             Self::Interrupted(_) => "Interrupted",
             Self::UnclassifiedColumns(_) => "UnclassifiedColumns",
             Self::DetachedStatementFailed(_) => "DetachedStatementFailed",
+            Self::IndexRebuildFailed(_) => "IndexRebuildFailed",
         }
     }
 
@@ -358,6 +365,7 @@ pub(crate) mod tests {
             StepError::Interrupted("Ctrl-C during the copy".into()),
             StepError::UnclassifiedColumns("public.users.phone2".into()),
             StepError::DetachedStatementFailed("validating public.a.fk".into()),
+            StepError::IndexRebuildFailed("public.users_email_key: duplicate key".into()),
         ]
     }
 

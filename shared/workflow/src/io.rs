@@ -153,6 +153,10 @@ pub struct DropFksOutput {
     /// User triggers saved (with their mode) and switched off for the load.
     #[serde(default)]
     pub triggers_disabled: u64,
+    /// Indexes (and primary keys / unique constraints) saved and dropped for
+    /// the load, rebuilt by `restore-fks`.
+    #[serde(default)]
+    pub indexes_dropped: u64,
 }
 
 /// One constraint that could not be validated because of orphan rows.
@@ -176,6 +180,12 @@ pub struct RestoreFksOutput {
     /// User triggers switched back on, each in the mode it had.
     #[serde(default)]
     pub triggers_restored: u64,
+    /// Indexes dropped for the load and built again by this invocation.
+    #[serde(default)]
+    pub indexes_rebuilt: u64,
+    /// Indexes still to build (counted in `remaining` too).
+    #[serde(default)]
+    pub indexes_remaining: u64,
     /// Constraints validated by this invocation.
     pub validated: u64,
     /// Constraints skipped because an identical one already existed.

@@ -23,6 +23,7 @@ pub fn restore_opts(policy: OrphanPolicy) -> RestoreOptions {
         timeouts: LIMITS,
         min_slice: Duration::from_millis(100),
         detach: None,
+        index_jobs: 2,
     }
 }
 

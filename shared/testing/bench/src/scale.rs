@@ -169,6 +169,7 @@ async fn steps_via(c: &Cluster, port: u16, label: &str) -> Vec<Row> {
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
         detach: None,
+        index_jobs: 2,
     };
     let (r, restore_t, restore_n) =
         logged(c, &db, || fks::restore_fks(&mut cl, opts, budget())).await;
@@ -254,6 +255,7 @@ pub async fn validation(notes: &mut Vec<String>) -> Vec<Row> {
         timeouts: LIMITS,
         min_slice: Duration::from_secs(1),
         detach: None,
+        index_jobs: 2,
     };
     // Warm the caches the same way for both: one full pass first.
     let mut ours = Vec::new();

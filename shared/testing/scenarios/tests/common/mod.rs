@@ -582,6 +582,8 @@ impl Harness {
                 sync,
                 // DMS writes raw rows: the after-load step masks them.
                 masked_in_flight: false,
+                index_drop: dbsync_db::indexes::IndexDrop::AllButPrimaryKeys,
+                index_jobs: 2,
             },
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
             start_task: Replication::new(kind, dms_client.clone()),
