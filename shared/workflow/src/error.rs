@@ -7,11 +7,23 @@
 //! and never carry secrets, connection strings or full SQL text (they become
 //! the execution's visible `Cause`).
 
-/// Every failure a step reports.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Every failure a step reports. The variant's name is its error name,
+/// unless `strum(serialize)` says otherwise; [`StepError::NAMES`] and
+/// [`StepError::name`] are derived from this one list.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    thiserror::Error,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 pub enum StepError {
     /// The function's environment/configuration is wrong (missing or bad variable).
     #[error("configuration error: {0}")]
+    #[strum(serialize = "ConfigurationError")]
     Configuration(String),
 
     /// The step's input document is not what it accepts.
@@ -44,10 +56,12 @@ pub enum StepError {
 
     /// The server rejected the credentials.
     #[error("database authentication failed: {0}; check the user and password (or the secret)")]
+    #[strum(serialize = "DatabaseAuthenticationFailed")]
     AuthenticationFailed(String),
 
     /// TLS could not be set up or the server certificate was rejected.
     #[error("TLS error: {0}")]
+    #[strum(serialize = "DatabaseTlsError")]
     Tls(String),
 
     /// A lock could not be taken within `lock_timeout`. Transient: retry later.
@@ -60,6 +74,7 @@ pub enum StepError {
 
     /// Any other error reported by PostgreSQL (SQLSTATE and server message only).
     #[error("database error {code}: {message}")]
+    #[strum(serialize = "DatabaseError")]
     Database { code: String, message: String },
 
     /// A saved foreign key's name is taken on its table by a different definition.
@@ -68,6 +83,7 @@ pub enum StepError {
 
     /// Foreign keys could not be validated because of orphan rows (ORPHAN_POLICY=fail).
     #[error("orphan rows block validation: {0}; the constraints stay NOT VALID and saved — fix the rows (or set ORPHAN_POLICY=delete / keep-not-valid) and rerun restore")]
+    #[strum(serialize = "OrphanRowsFound")]
     OrphanRows(String),
 
     /// One VALIDATE did not finish within a whole invocation's time budget.
@@ -81,10 +97,12 @@ pub enum StepError {
     /// An AWS call failed in a way that passes (throttling, 5xx, network,
     /// timeout) and the SDK's own retries ran out. Transient.
     #[error("AWS is temporarily unavailable ({0}); the call was retried already — retry later")]
+    #[strum(serialize = "AwsTransientError")]
     AwsTransient(String),
 
     /// An AWS call was refused for good (permissions, validation, missing resource).
     #[error("AWS call failed: {0}")]
+    #[strum(serialize = "AwsServiceError")]
     AwsService(String),
 
     /// A Secrets Manager secret could not be read (missing, access denied, KMS).
@@ -204,47 +222,7 @@ fn marker_note(marker: &Option<String>) -> String {
 
 impl StepError {
     /// Every name a step can raise, for the check that the state machine handles them all.
-    pub const NAMES: &'static [&'static str] = &[
-        "ConfigurationError",
-        "InvalidInput",
-        "InvalidTableMappings",
-        "TargetNotOptedIn",
-        "SyncInProgress",
-        "DatabaseUnavailable",
-        "DatabaseAuthenticationFailed",
-        "DatabaseTlsError",
-        "LockTimeout",
-        "StatementTimeout",
-        "DatabaseError",
-        "ConstraintConflict",
-        "OrphanRowsFound",
-        "ValidationTimeout",
-        "SequenceOutOfRange",
-        "AwsTransientError",
-        "AwsServiceError",
-        "SecretUnavailable",
-        "SecretInvalid",
-        "VersionUnavailable",
-        "VersionInvalid",
-        "ReplicationTaskNotFound",
-        "ReplicationAlreadyRunning",
-        "ReplicationTaskNotReady",
-        "ReplicationFailed",
-        "ReplicationTimedOut",
-        "ReplicationTaskMisconfigured",
-        "ReplicationStillRunning",
-        "SyncConfigInvalid",
-        "MaskingFailed",
-        "AfterSyncFailed",
-        "SchemaMismatch",
-        "NothingSelected",
-        "SameDatabase",
-        "SourceTargetSwapped",
-        "Interrupted",
-        "UnclassifiedColumns",
-        "DetachedStatementFailed",
-        "IndexRebuildFailed",
-    ];
+    pub const NAMES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     /// Names worth retrying in the state machine (with backoff).
     pub const TRANSIENT: &'static [&'static str] =
@@ -252,47 +230,7 @@ impl StepError {
 
     /// The stable name (Step Functions `Error`).
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Configuration(_) => "ConfigurationError",
-            Self::InvalidInput(_) => "InvalidInput",
-            Self::InvalidTableMappings(_) => "InvalidTableMappings",
-            Self::TargetNotOptedIn { .. } => "TargetNotOptedIn",
-            Self::SyncInProgress(_) => "SyncInProgress",
-            Self::DatabaseUnavailable(_) => "DatabaseUnavailable",
-            Self::AuthenticationFailed(_) => "DatabaseAuthenticationFailed",
-            Self::Tls(_) => "DatabaseTlsError",
-            Self::LockTimeout(_) => "LockTimeout",
-            Self::StatementTimeout(_) => "StatementTimeout",
-            Self::Database { .. } => "DatabaseError",
-            Self::ConstraintConflict(_) => "ConstraintConflict",
-            Self::OrphanRows(_) => "OrphanRowsFound",
-            Self::ValidationTimeout(_) => "ValidationTimeout",
-            Self::SequenceOutOfRange(_) => "SequenceOutOfRange",
-            Self::AwsTransient(_) => "AwsTransientError",
-            Self::AwsService(_) => "AwsServiceError",
-            Self::SecretUnavailable(_) => "SecretUnavailable",
-            Self::SecretInvalid(_) => "SecretInvalid",
-            Self::VersionUnavailable(_) => "VersionUnavailable",
-            Self::VersionInvalid(_) => "VersionInvalid",
-            Self::ReplicationTaskNotFound(_) => "ReplicationTaskNotFound",
-            Self::ReplicationAlreadyRunning(_) => "ReplicationAlreadyRunning",
-            Self::ReplicationTaskNotReady(_) => "ReplicationTaskNotReady",
-            Self::ReplicationFailed(_) => "ReplicationFailed",
-            Self::ReplicationTimedOut(_) => "ReplicationTimedOut",
-            Self::ReplicationTaskMisconfigured(_) => "ReplicationTaskMisconfigured",
-            Self::ReplicationStillRunning(_) => "ReplicationStillRunning",
-            Self::SyncConfigInvalid(_) => "SyncConfigInvalid",
-            Self::MaskingFailed(_) => "MaskingFailed",
-            Self::AfterSyncFailed(_) => "AfterSyncFailed",
-            Self::SchemaMismatch(_) => "SchemaMismatch",
-            Self::NothingSelected(_) => "NothingSelected",
-            Self::SameDatabase(_) => "SameDatabase",
-            Self::SourceTargetSwapped(_) => "SourceTargetSwapped",
-            Self::Interrupted(_) => "Interrupted",
-            Self::UnclassifiedColumns(_) => "UnclassifiedColumns",
-            Self::DetachedStatementFailed(_) => "DetachedStatementFailed",
-            Self::IndexRebuildFailed(_) => "IndexRebuildFailed",
-        }
+        self.into()
     }
 
     /// A connection error saying which database it is about (`--source`,
@@ -352,9 +290,9 @@ pub(crate) mod tests {
             StepError::ReplicationAlreadyRunning("running".into()),
             StepError::ReplicationTaskNotReady("modifying".into()),
             StepError::ReplicationFailed("Stop Reason FATAL_ERROR".into()),
-            StepError::ReplicationTimedOut("running for 43260 s".into()),
             StepError::ReplicationTaskMisconfigured("migration type full-load-and-cdc".into()),
             StepError::ReplicationStillRunning("stopping".into()),
+            StepError::ReplicationTimedOut("running for 43260 s".into()),
             StepError::SyncConfigInvalid("dbsync.yml: data_rules.email: unknown rule".into()),
             StepError::MaskingFailed("public.users: invalid input syntax".into()),
             StepError::AfterSyncFailed("statement 2 of 3: permission denied".into()),
@@ -370,13 +308,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_variant_has_a_listed_unique_name() {
+    fn every_variant_has_a_sample_and_a_unique_name() {
+        use strum::IntoEnumIterator;
         let names: Vec<_> = samples().iter().map(StepError::name).collect();
-        assert_eq!(
-            names,
-            StepError::NAMES,
-            "NAMES must list every variant, in order"
-        );
+        let every: Vec<_> = StepError::iter().map(|e| e.name()).collect();
+        assert_eq!(names, every, "samples() must hold every variant, in order");
+        assert_eq!(names, StepError::NAMES);
         let mut sorted = names.clone();
         sorted.sort();
         sorted.dedup();

@@ -399,3 +399,51 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
         assert!(!reads_config || db_binaries.contains(step));
     }
 }
+
+/// The README's troubleshooting table names every error a step raises, and
+/// nothing that neither a step nor the state machine itself raises.
+#[test]
+fn the_readme_error_table_matches_the_error_list() {
+    let readme = read("README.md");
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| l.trim() != "| error | what happened | what to do |")
+        .skip(2);
+    let mut documented = BTreeSet::new();
+    for line in lines.by_ref().take_while(|l| l.starts_with('|')) {
+        let first = line.split('|').nth(1).unwrap_or_default();
+        documented.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    assert!(
+        !documented.is_empty(),
+        "the README's error table was not found"
+    );
+    for name in StepError::NAMES {
+        assert!(
+            documented.contains(*name),
+            "{name} is raised but the README's error table does not explain it"
+        );
+    }
+    // The state machine's own: a Fail state's `Error`, or one a Pass state
+    // hands to a Fail state's `ErrorPath`.
+    fn own_errors(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(e)) = m.get("Error") {
+                    out.insert(e.clone());
+                }
+                m.values().for_each(|x| own_errors(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| own_errors(x, out)),
+            _ => {}
+        }
+    }
+    let mut fail_states = BTreeSet::new();
+    own_errors(&definition(), &mut fail_states);
+    for name in &documented {
+        assert!(
+            StepError::NAMES.contains(&name.as_str()) || fail_states.contains(name),
+            "the README explains {name}, which nothing raises"
+        );
+    }
+}
