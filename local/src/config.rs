@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub table_mappings: Option<String>,
     pub orphan_policy: OrphanPolicy,
     pub parallelism: usize,
+    /// Load into the indexed tables (`--keep-indexes`): nothing dropped.
+    pub keep_indexes: bool,
     /// Real seconds per state-machine second (Wait states, retries).
     pub time_scale: f64,
     /// Test hook: make the copy of this table fail.

@@ -201,6 +201,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         refresh_views: true,
         orphan_policy: dbsync_db::fks::OrphanPolicy::Fail,
         parallelism: 4,
+        keep_indexes: false,
         time_scale: 0.05,
         fail_table: None,
         sync: Default::default(),

@@ -95,9 +95,13 @@ enum Command {
         version_query: Option<String>,
         #[command(flatten)]
         sync: SyncArgs,
-        /// Tables copied at once.
+        /// Tables copied at once (and indexes rebuilt at once after the load).
         #[arg(long, default_value_t = 4)]
         parallelism: usize,
+        /// Load into staging's indexed tables instead of dropping the
+        /// indexes for the load and rebuilding them after it.
+        #[arg(long)]
+        keep_indexes: bool,
         /// Print the final status and output as JSON (and no progress).
         #[arg(long)]
         json: bool,
@@ -316,6 +320,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             version_query,
             sync,
             parallelism,
+            keep_indexes,
             json,
             inject_copy_failure,
         } => {
@@ -334,6 +339,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 refresh_views: !sync.no_refresh_views,
                 orphan_policy: sync.orphan_policy.parse::<OrphanPolicy>()?,
                 parallelism,
+                keep_indexes,
                 time_scale: 0.05,
                 fail_table: inject_copy_failure,
                 sync: sync_config(&sync, true)?,

@@ -24,6 +24,8 @@ struct Plan {
     /// `schema.table.column`, rule key, rule name.
     masked: Vec<(String, String, String)>,
     saved_keys: i64,
+    /// Indexes saved by an interrupted run and not rebuilt.
+    saved_indexes: i64,
     lease: Option<dbsync_db::lease::Holder>,
     /// Strict mode: columns no rule classifies.
     unclassified: Vec<String>,
@@ -133,6 +135,7 @@ pub async fn plan(
         compat,
         masked,
         saved_keys: saved_keys(&client).await?,
+        saved_indexes: dbsync_db::indexes::saved_count(&client).await?,
         lease: dbsync_db::lease::holder(&client).await?,
         unclassified,
         allow_casts: sync.allow_lossless_casts,
@@ -186,6 +189,7 @@ fn document(p: &Plan) -> Value {
         "maskedColumns": p.masked.iter().map(|(c, k, r)| json!({"column": c, "key": k, "rule": r})).collect::<Vec<_>>(),
         "unclassifiedColumns": p.unclassified,
         "savedForeignKeysWaiting": p.saved_keys,
+        "savedIndexesWaiting": p.saved_indexes,
         "lease": p.lease.as_ref().map(|h| json!({"heldBy": h.execution, "expired": h.expired})),
     })
 }
@@ -205,6 +209,9 @@ fn text(p: &Plan) -> String {
     );
     if p.saved_keys > 0 {
         let _ = writeln!(s, "waiting: {} foreign key(s) saved by an interrupted run and not restored; the next run restores them", p.saved_keys);
+    }
+    if p.saved_indexes > 0 {
+        let _ = writeln!(s, "waiting: {} index(es) dropped for an interrupted run's load and not rebuilt; the next run rebuilds them", p.saved_indexes);
     }
     if let Some(h) = &p.lease {
         let _ = writeln!(

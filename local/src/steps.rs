@@ -90,7 +90,11 @@ impl LocalSteps {
                 // The local copy selects masked values from the source.
                 masked_in_flight: true,
                 // A plain COPY needs no index: every one comes back after the load.
-                index_drop: dbsync_db::indexes::IndexDrop::All,
+                index_drop: if cfg.keep_indexes {
+                    dbsync_db::indexes::IndexDrop::None
+                } else {
+                    dbsync_db::indexes::IndexDrop::All
+                },
                 index_jobs: cfg.parallelism.max(1),
             },
             task: LocalTask {

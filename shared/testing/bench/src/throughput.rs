@@ -75,7 +75,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn dbsync_cli() -> PathBuf {
+pub(crate) fn dbsync_cli() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../target")));
@@ -210,7 +210,8 @@ fn dbsync_run(d: &Dataset, versions: &std::path::Path, parallelism: usize) -> Du
 }
 
 /// What a user would script: per table, truncate, then `psql COPY TO STDOUT`
-/// piped into `psql COPY FROM STDIN`, two tables at a time, largest first.
+/// piped into `psql COPY FROM STDIN`, binary format (the faster one), two
+/// tables at a time, largest first.
 fn pipe_script(c: &Cluster, d: &Dataset) -> String {
     let bin = c.bindir().display().to_string();
     let conn = format!("-h 127.0.0.1 -p {} -U postgres", c.port);
@@ -222,7 +223,7 @@ fn pipe_script(c: &Cluster, d: &Dataset) -> String {
                 .map(|i| {
                     format!(
                         "{bin}/psql -X -q {conn} -d {p} -c 'TRUNCATE bench.t{i}' && \
-                         {bin}/psql -X -q {conn} -d {src} -c 'COPY bench.t{i} TO STDOUT' | {bin}/psql -X -q {conn} -d {p} -c 'COPY bench.t{i} FROM STDIN'",
+                         {bin}/psql -X -q {conn} -d {src} -c 'COPY bench.t{i} TO STDOUT (FORMAT binary)' | {bin}/psql -X -q {conn} -d {p} -c 'COPY bench.t{i} FROM STDIN (FORMAT binary)'",
                         p = d.pipe
                     )
                 })
@@ -280,7 +281,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         rows.push(Row {
             section: "1",
             what: format!(
-                "whole `dbsync run --parallelism {PARALLEL}`, {} dataset, {:.0} MB: vs per-table psql COPY pipe, {PARALLEL} tables at a time",
+                "whole `dbsync run --parallelism {PARALLEL}`, {} dataset, {:.0} MB: vs per-table binary psql COPY pipe, {PARALLEL} tables at a time",
                 d.name, d.mb
             ),
             dbsync: format!("{:.1} MB/s ({:.1} s)", rate(ours), ours.as_secs_f64()),
