@@ -641,26 +641,46 @@ async fn validate_phase(
     let total = queue.len();
     let mut done = 0usize;
     let mut orphan_failures = Vec::new();
+    // With sessions to detach to, the VALIDATEs run several at a time, each
+    // on its own session; what they leave (orphans) is handled here after.
+    let queue: Vec<Work> = match &opts.detach {
+        Some(session) => {
+            let (validates, rest): (Vec<Work>, Vec<Work>) = queue
+                .into_iter()
+                .partition(|w| matches!(w, Work::Validate(_)));
+            let outcomes = validate_concurrently(client, session, opts, budget, &validates).await?;
+            let mut running = false;
+            for (work, outcome) in validates.iter().zip(outcomes) {
+                match outcome {
+                    Some(Detached::Done) => {
+                        count_done(out, work);
+                        done += 1;
+                    }
+                    Some(Detached::Orphans) => {
+                        handle_orphans(client, opts, budget, work, out, &mut orphan_failures)
+                            .await?;
+                        done += 1;
+                    }
+                    Some(Detached::Running) | None => running = true,
+                }
+            }
+            if running {
+                // The rest waits for the next invocation.
+                if !orphan_failures.is_empty() {
+                    return Err(StepError::OrphanRows(summarize(&orphan_failures)));
+                }
+                out.remaining = (total - done) as u64;
+                return Ok(std::mem::take(out));
+            }
+            rest
+        }
+        None => queue,
+    };
     for work in &queue {
         if budget.remaining() < opts.min_slice {
             break;
         }
         let s = work.saved();
-        if let (Work::Validate(_), Some(session)) = (work, &opts.detach) {
-            match validate_detached(client, session, opts, budget, work).await? {
-                Detached::Done => {
-                    count_done(out, work);
-                    done += 1;
-                    continue;
-                }
-                Detached::Running => break,
-                Detached::Orphans => {
-                    handle_orphans(client, opts, budget, work, out, &mut orphan_failures).await?;
-                    done += 1;
-                    continue;
-                }
-            }
-        }
         let timeout = budget.statement_timeout(opts.timeouts.statement);
         let batch = format!(
             "BEGIN;\n{}{};\n{};\nCOMMIT;",
@@ -703,6 +723,76 @@ async fn validate_phase(
     Ok(std::mem::take(out))
 }
 
+/// Runs detached `VALIDATE`s up to `index_jobs` at once, never two on one
+/// table (each holds its table's SHARE UPDATE EXCLUSIVE lock), those an
+/// earlier invocation left running first. Per work: its outcome, or `None`
+/// when it was not started (out of budget or slots).
+async fn validate_concurrently(
+    client: &Client,
+    session: &crate::DbConfig,
+    opts: &RestoreOptions,
+    budget: Budget,
+    works: &[Work],
+) -> Result<Vec<Option<Detached>>, StepError> {
+    use futures_util::{stream::FuturesUnordered, StreamExt};
+    let mut order: Vec<usize> = (0..works.len()).collect();
+    let mut running = vec![false; works.len()];
+    for (i, w) in works.iter().enumerate() {
+        let key = format!("validate {}", w.saved().key());
+        let job = crate::long::Job {
+            what: "",
+            key: &key,
+            statement: "",
+            limit: crate::long::LIMIT,
+            timeouts: opts.timeouts,
+        };
+        running[i] = crate::long::running(client, &job).await?;
+    }
+    order.sort_by_key(|&i| !running[i]);
+    let mut outcomes: Vec<Option<Detached>> = works.iter().map(|_| None).collect();
+    let mut busy: std::collections::BTreeSet<&str> = Default::default();
+    let mut free = opts.index_jobs.max(1);
+    let mut pending = order;
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while free > 0 {
+            let next = pending
+                .iter()
+                .position(|&i| !busy.contains(works[i].saved().child_table.as_str()));
+            let Some(at) = next else { break };
+            let i = pending.remove(at);
+            if !running[i] && budget.remaining() < opts.min_slice {
+                pending.clear();
+                break;
+            }
+            free -= 1;
+            busy.insert(works[i].saved().child_table.as_str());
+            in_flight.push(async move {
+                (
+                    i,
+                    validate_detached(client, session, opts, budget, &works[i]).await,
+                )
+            });
+        }
+        let Some((i, outcome)) = in_flight.next().await else {
+            break;
+        };
+        let outcome = outcome?;
+        match outcome {
+            Detached::Done => {
+                free += 1;
+                busy.remove(works[i].saved().child_table.as_str());
+            }
+            // Its orphans are handled after, on the table no other
+            // validation of this invocation touches.
+            Detached::Orphans => free += 1,
+            Detached::Running => {}
+        }
+        outcomes[i] = Some(outcome);
+    }
+    Ok(outcomes)
+}
+
 /// What a detached validation came to in this invocation.
 enum Detached {
     Done,
@@ -715,7 +805,7 @@ enum Detached {
 /// own ([`crate::long`]); the saved definition is forgotten once the live
 /// constraint is validated.
 async fn validate_detached(
-    client: &mut Client,
+    client: &Client,
     session: &crate::DbConfig,
     opts: &RestoreOptions,
     budget: Budget,

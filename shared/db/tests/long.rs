@@ -298,3 +298,70 @@ async fn a_detached_after_sync_statement_that_fails_is_named_by_position() {
     );
     assert_eq!(common::count(&c, "SELECT count(*) FROM marker").await, 0);
 }
+
+const TWO_CHILDREN: &str = "
+CREATE TABLE parent (id int PRIMARY KEY);
+INSERT INTO parent SELECT g FROM generate_series(1, 1000) g;
+CREATE TABLE other (id int PRIMARY KEY);
+INSERT INTO other SELECT g FROM generate_series(1, 1000) g;
+CREATE TABLE child_a (id int, parent_id int CONSTRAINT a_parent REFERENCES parent);
+INSERT INTO child_a SELECT g, 1 + g % 1000 FROM generate_series(1, 1500000) g;
+CREATE TABLE child_b (id int, parent_id int CONSTRAINT b_parent REFERENCES parent,
+                      other_id int CONSTRAINT b_other REFERENCES other);
+INSERT INTO child_b SELECT g, 1 + g % 1000, 1 + g % 1000 FROM generate_series(1, 1500000) g;
+";
+
+/// Detached validations run `index_jobs` at a time, never two on one table
+/// (each holds its table's SHARE UPDATE EXCLUSIVE lock), and all finish.
+#[tokio::test]
+async fn validations_run_two_at_a_time_on_different_tables() {
+    let (db, mut c) = setup(TWO_CHILDREN, true).await;
+    fks::drop_fks(&mut c, &Selection::all(), LIMITS, budget())
+        .await
+        .unwrap();
+    let out = fks::restore_fks(
+        &mut c,
+        detached(&db),
+        Budget::from_now(Duration::from_millis(150)),
+    )
+    .await
+    .unwrap();
+    assert!(out.remaining > 0, "{out:?}");
+    let tables: Vec<String> = c
+        .query(
+            "SELECT substring(query from 'ALTER TABLE (\\S+)') FROM pg_stat_activity \
+             WHERE application_name LIKE 'dbsync-long:%' AND state = 'active' \
+               AND backend_type = 'client backend' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables.len(), 2, "two at a time: {tables:?}");
+    assert_ne!(tables[0], tables[1], "never two on one table");
+    let mut invocations = 1;
+    loop {
+        let out = fks::restore_fks(
+            &mut c,
+            detached(&db),
+            Budget::from_now(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+        if out.remaining == 0 {
+            break;
+        }
+        invocations += 1;
+        assert!(invocations < 400, "never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let validated: i64 = common::count(
+        &c,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated",
+    )
+    .await;
+    assert_eq!(validated, 3);
+    assert_eq!(common::saved_count(&c).await, 0);
+}

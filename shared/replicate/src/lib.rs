@@ -465,7 +465,16 @@ async fn split(
         p.tables_total = tables.len();
         p.bytes_total = tables.iter().map(|t| t.bytes.max(1)).sum();
     }
-    let counts = piece_counts(&tables.iter().map(|t| t.bytes).collect::<Vec<_>>(), workers);
+    // Experiment hook (benchmarks): DBSYNC_SPLIT=off copies every table whole.
+    let split_workers = if std::env::var("DBSYNC_SPLIT").as_deref() == Ok("off") {
+        1
+    } else {
+        workers
+    };
+    let counts = piece_counts(
+        &tables.iter().map(|t| t.bytes).collect::<Vec<_>>(),
+        split_workers,
+    );
     let row = source
         .query_one(
             "SELECT current_setting('server_version_num')::int4, current_setting('block_size')::int8",

@@ -190,8 +190,18 @@ async fn generate(c: &Cluster, shape: &Shape, size_mb: u64, notes: &mut Vec<Stri
 
 /// A whole `dbsync run`, end to end, as a user starts it.
 fn dbsync_run(d: &Dataset, versions: &std::path::Path, parallelism: usize) -> Duration {
+    dbsync_run_with(d, versions, parallelism, true)
+}
+
+fn dbsync_run_with(
+    d: &Dataset,
+    versions: &std::path::Path,
+    parallelism: usize,
+    split: bool,
+) -> Duration {
     let t = Instant::now();
     let out = Command::new(dbsync_cli())
+        .env("DBSYNC_SPLIT", if split { "auto" } else { "off" })
         .args(["run", "--json", "--source", &d.src, "--target", &d.dbsync])
         .arg("--versions")
         .arg(versions)
@@ -342,6 +352,18 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         checkpoint(&c).await;
         scaling.push((p, dbsync_run(skew_d, &versions, p)));
     }
+    let mut whole = Vec::new();
+    for p in [2, 4] {
+        checkpoint(&c).await;
+        whole.push(format!(
+            "{p}: {:.1} s",
+            dbsync_run_with(skew_d, &versions, p, false).as_secs_f64()
+        ));
+    }
+    notes.push(format!(
+        "Skewed dataset with every table copied whole (no block ranges; DBSYNC_SPLIT=off), by --parallelism: {}.",
+        whole.join(", ")
+    ));
     let base = scaling[0].1.as_secs_f64();
     rows.push(Row {
         section: "1",
