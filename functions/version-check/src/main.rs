@@ -10,7 +10,7 @@ use dbsync_workflow::{
     lambda::serve,
     ports::{SecretReader, VersionSource},
     steps::version_check::{self, DirSource, VersionConfig},
-    StepError,
+    vars, StepError,
 };
 
 const APP: &str = "dbsync-version-check";
@@ -36,8 +36,8 @@ async fn source() -> Result<Box<dyn VersionSource>, StepError> {
                 env::connection_from_env(url, secret, APP, timeouts, Some(secrets.clone()))
             };
             Box::new(SqlVersionSource::new(
-                db("SOURCE_DATABASE_URL", "SOURCE_DB_SECRET_ARN")?,
-                db("DATABASE_URL", "DB_SECRET_ARN")?,
+                db(vars::SOURCE_DATABASE_URL, vars::SOURCE_DB_SECRET_ARN)?,
+                db(vars::DATABASE_URL, vars::DB_SECRET_ARN)?,
                 query,
             ))
         }

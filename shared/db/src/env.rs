@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dbsync_workflow::{config, ports::SecretReader, sync_config::SyncConfig, StepError};
+use dbsync_workflow::{config, ports::SecretReader, sync_config::SyncConfig, vars, StepError};
 
 use crate::{fks::OrphanPolicy, Budget, Db, DbConfig, Selection, Timeouts, TlsMode};
 
@@ -59,8 +59,8 @@ pub struct StepEnv {
 pub fn timeouts_from_env() -> Result<Timeouts, StepError> {
     let d = Timeouts::default();
     Ok(Timeouts {
-        statement: config::millis("DB_STATEMENT_TIMEOUT_MS", d.statement)?,
-        lock: config::millis("DB_LOCK_TIMEOUT_MS", d.lock)?,
+        statement: config::millis(vars::DB_STATEMENT_TIMEOUT_MS, d.statement)?,
+        lock: config::millis(vars::DB_LOCK_TIMEOUT_MS, d.lock)?,
     })
 }
 
@@ -75,8 +75,8 @@ pub fn connection_from_env(
     timeouts: Timeouts,
     secrets: Option<Arc<dyn SecretReader>>,
 ) -> Result<Db, StepError> {
-    let tls: Option<TlsMode> = config::parsed("DB_SSLMODE")?;
-    let ca = config::var("DB_SSLROOTCERT").map(PathBuf::from);
+    let tls: Option<TlsMode> = config::parsed(vars::DB_SSLMODE)?;
+    let ca = config::var(vars::DB_SSLROOTCERT).map(PathBuf::from);
     let app = app.to_owned();
     let finish = move |config: DbConfig| {
         let config = config.with_timeouts(timeouts).with_application_name(&app);
@@ -108,12 +108,12 @@ impl StepEnv {
     /// `secrets` reads `DB_SECRET_ARN` when that is how the target is given.
     pub fn from_env(app: &str, secrets: Option<Arc<dyn SecretReader>>) -> Result<Self, StepError> {
         let timeouts = timeouts_from_env()?;
-        let source = if config::var("SOURCE_DATABASE_URL").is_some()
-            || config::var("SOURCE_DB_SECRET_ARN").is_some()
+        let source = if config::var(vars::SOURCE_DATABASE_URL).is_some()
+            || config::var(vars::SOURCE_DB_SECRET_ARN).is_some()
         {
             Some(connection_from_env(
-                "SOURCE_DATABASE_URL",
-                "SOURCE_DB_SECRET_ARN",
+                vars::SOURCE_DATABASE_URL,
+                vars::SOURCE_DB_SECRET_ARN,
                 app,
                 timeouts,
                 secrets.clone(),
@@ -122,14 +122,26 @@ impl StepEnv {
             None
         };
         Ok(Self {
-            db: connection_from_env("DATABASE_URL", "DB_SECRET_ARN", app, timeouts, secrets)?,
+            db: connection_from_env(
+                vars::DATABASE_URL,
+                vars::DB_SECRET_ARN,
+                app,
+                timeouts,
+                secrets,
+            )?,
             source,
             lease_ttl: crate::lease::ttl_from_env()?,
-            refresh_views: config::flag("REFRESH_VIEWS", true)?,
+            refresh_views: config::flag(
+                vars::REFRESH_VIEWS,
+                vars::default(vars::REFRESH_VIEWS) == "true",
+            )?,
             selection: Selection::from_env()?,
             timeouts,
-            orphan_policy: config::parsed("ORPHAN_POLICY")?.unwrap_or_default(),
-            margin: config::millis("TIME_MARGIN_MS", Duration::from_millis(15_000))?,
+            orphan_policy: config::parsed(vars::ORPHAN_POLICY)?.unwrap_or_default(),
+            margin: config::millis(
+                vars::TIME_MARGIN_MS,
+                Duration::from_millis(vars::default_u64(vars::TIME_MARGIN_MS)),
+            )?,
             sync: SyncConfig::from_env()?,
             masked_in_flight: false,
             index_drop: crate::indexes::IndexDrop::AllButPrimaryKeys,
@@ -192,7 +204,7 @@ pub async fn salted(
     if !sync.deterministic {
         return Ok(sync);
     }
-    match (config::var("MASK_SALT_SECRET_ARN"), secrets) {
+    match (config::var(vars::MASK_SALT_SECRET_ARN), secrets) {
         (Some(arn), Some(reader)) => {
             let value = reader.secret_string(&arn).await?;
             sync.with_salt(Some(&value), "the MaskSaltSecretArn secret")

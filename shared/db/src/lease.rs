@@ -304,7 +304,7 @@ async fn reach_source(source: &Db) -> Result<(), StepError> {
 
 /// `LEASE_TTL_SECONDS`.
 pub fn ttl_from_env() -> Result<Duration, StepError> {
-    dbsync_workflow::config::seconds("LEASE_TTL_SECONDS", DEFAULT_TTL)
+    dbsync_workflow::config::seconds(dbsync_workflow::vars::LEASE_TTL_SECONDS, DEFAULT_TTL)
 }
 
 #[cfg(test)]
@@ -322,5 +322,17 @@ mod tests {
             dbsync_workflow::io::parse_input::<LeaseInput>(serde_json::json!({"action": "grab"}))
                 .unwrap_err();
         assert_eq!(e.name(), "InvalidInput");
+    }
+}
+
+#[cfg(test)]
+mod default_ttl {
+    #[test]
+    fn is_the_one_vars_names() {
+        use dbsync_workflow::vars;
+        assert_eq!(
+            super::DEFAULT_TTL.as_secs(),
+            vars::default_u64(vars::LEASE_TTL_SECONDS)
+        );
     }
 }

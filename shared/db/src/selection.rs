@@ -119,10 +119,10 @@ impl Selection {
     /// Reads `TABLE_MAPPINGS` (the JSON itself) or `TABLE_MAPPINGS_FILE` (a path);
     /// neither means every table.
     pub fn from_env() -> Result<Self, StepError> {
-        if let Some(text) = config::var("TABLE_MAPPINGS") {
+        if let Some(text) = config::var(dbsync_workflow::vars::TABLE_MAPPINGS) {
             return Self::from_json(&text);
         }
-        if let Some(path) = config::var("TABLE_MAPPINGS_FILE") {
+        if let Some(path) = config::var(dbsync_workflow::vars::TABLE_MAPPINGS_FILE) {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
             })?;

@@ -10,6 +10,11 @@ use crate::StepError;
 
 /// The variable's value, trimmed; unset and blank are the same.
 pub fn var(name: &str) -> Option<String> {
+    // (This module's own tests read made-up names.)
+    debug_assert!(
+        cfg!(test) || crate::vars::known(name),
+        "{name} is read but not defined in vars::ALL"
+    );
     std::env::var(name)
         .ok()
         .map(|v| v.trim().to_owned())

@@ -31,5 +31,6 @@ pub mod naming;
 pub mod ports;
 pub mod steps;
 pub mod sync_config;
+pub mod vars;
 
 pub use error::StepError;

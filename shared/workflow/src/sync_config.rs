@@ -34,7 +34,7 @@ use serde_yaml_ng::Value;
 use crate::StepError;
 
 /// Where the functions find the packaged file.
-pub const CONFIG_ENV: &str = "SYNC_CONFIG";
+pub const CONFIG_ENV: &str = crate::vars::SYNC_CONFIG;
 
 /// What one data rule does to a column.
 #[derive(Debug, Clone, PartialEq, Eq)]

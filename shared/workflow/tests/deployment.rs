@@ -447,3 +447,82 @@ fn the_readme_error_table_matches_the_error_list() {
         );
     }
 }
+
+/// template.yaml parsed as YAML (CloudFormation's `!Ref`/`!If`/… tags kept
+/// as tagged values).
+fn template() -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&read("template.yaml")).expect("template.yaml parses as YAML")
+}
+
+/// Every environment variable the template gives a function is one dbsync
+/// reads (a misspelt `ORPHAN_POLCY` would silently leave the default), and
+/// where it passes a parameter, that parameter's default is the code's.
+#[test]
+fn every_template_variable_is_read_and_defaults_agree() {
+    use dbsync_workflow::vars;
+    use serde_yaml_ng::Value as Y;
+    let t = template();
+    let params = &t["Parameters"];
+    let mut blocks = vec![(
+        "Globals".to_owned(),
+        &t["Globals"]["Function"]["Environment"]["Variables"],
+    )];
+    for (name, r) in t["Resources"].as_mapping().expect("Resources") {
+        if r["Type"].as_str() == Some("AWS::Serverless::Function") {
+            blocks.push((
+                name.as_str().unwrap_or_default().to_owned(),
+                &r["Properties"]["Environment"]["Variables"],
+            ));
+        }
+    }
+    let mut seen = 0;
+    for (function, variables) in blocks {
+        let Some(variables) = variables.as_mapping() else {
+            continue;
+        };
+        for (key, value) in variables {
+            let key = key.as_str().expect("variable names are strings");
+            seen += 1;
+            let Some(var) = vars::ALL.iter().find(|v| v.name == key) else {
+                panic!("{function} is given {key}, which dbsync never reads");
+            };
+            // `!Ref Parameter`: the parameter's default must be the code's.
+            if let Y::Tagged(tagged) = value {
+                if tagged.tag == "!Ref" {
+                    let param = tagged.value.as_str().unwrap_or_default();
+                    let default = match &params[param]["Default"] {
+                        Y::String(s) => Some(s.clone()),
+                        Y::Number(n) => Some(n.to_string()),
+                        Y::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    };
+                    if let (Some(ours), Some(theirs)) =
+                        (var.default, default.filter(|d| !d.is_empty()))
+                    {
+                        assert_eq!(
+                            ours, theirs,
+                            "{key}: the code's default differs from parameter {param}'s"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        seen > 20,
+        "the template's variables were not found ({seen})"
+    );
+}
+
+/// The README's variable table explains every variable dbsync reads.
+#[test]
+fn the_readme_names_every_variable() {
+    let readme = read("README.md");
+    for v in dbsync_workflow::vars::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", v.name)),
+            "{} is read but the README does not mention it",
+            v.name
+        );
+    }
+}

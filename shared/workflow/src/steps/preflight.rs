@@ -52,7 +52,10 @@ impl PreflightConfig {
         Ok(Self {
             task_arn,
             kind,
-            notify_on_success: crate::config::flag("NOTIFY_ON_SUCCESS", false)?,
+            notify_on_success: crate::config::flag(
+                crate::vars::NOTIFY_ON_SUCCESS,
+                crate::vars::default(crate::vars::NOTIFY_ON_SUCCESS) == "true",
+            )?,
         })
     }
 }

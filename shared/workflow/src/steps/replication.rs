@@ -17,7 +17,7 @@ use crate::{
     config,
     io::{ReplicationOutput, ReplicationStatus},
     ports::{TaskState, TaskStatus},
-    StepError,
+    vars, StepError,
 };
 
 /// Wait bounds and the run's time limit (shared with `start-dms`).
@@ -31,9 +31,9 @@ pub struct PollConfig {
 impl Default for PollConfig {
     fn default() -> Self {
         Self {
-            min_wait: Duration::from_secs(30),
-            max_wait: Duration::from_secs(7200),
-            max_duration: Duration::from_secs(12 * 3600),
+            min_wait: Duration::from_secs(vars::default_u64(vars::POLL_MIN_SECONDS)),
+            max_wait: Duration::from_secs(vars::default_u64(vars::POLL_MAX_SECONDS)),
+            max_duration: Duration::from_secs(vars::default_u64(vars::MAX_REPLICATION_SECONDS)),
         }
     }
 }
@@ -43,9 +43,9 @@ impl PollConfig {
     pub fn from_env() -> Result<Self, StepError> {
         let d = Self::default();
         let c = Self {
-            min_wait: config::seconds("POLL_MIN_SECONDS", d.min_wait)?,
-            max_wait: config::seconds("POLL_MAX_SECONDS", d.max_wait)?,
-            max_duration: config::seconds("MAX_REPLICATION_SECONDS", d.max_duration)?,
+            min_wait: config::seconds(vars::POLL_MIN_SECONDS, d.min_wait)?,
+            max_wait: config::seconds(vars::POLL_MAX_SECONDS, d.max_wait)?,
+            max_duration: config::seconds(vars::MAX_REPLICATION_SECONDS, d.max_duration)?,
         };
         if c.min_wait > c.max_wait {
             return Err(StepError::Configuration(
@@ -99,9 +99,13 @@ pub fn replication_from_env() -> Result<(ReplicationKind, String), StepError> {
             })
             .transpose()
     };
-    let task = pick("REPLICATION_TASK_ARN", ReplicationKind::Task, "a DMS task")?;
+    let task = pick(
+        vars::REPLICATION_TASK_ARN,
+        ReplicationKind::Task,
+        "a DMS task",
+    )?;
     let serverless = pick(
-        "REPLICATION_CONFIG_ARN",
+        vars::REPLICATION_CONFIG_ARN,
         ReplicationKind::Serverless,
         "a DMS Serverless replication config",
     )?;

@@ -40,7 +40,10 @@ pub struct TriggerConfig {
 impl TriggerConfig {
     pub fn from_env() -> Result<Self, StepError> {
         Ok(Self {
-            state_machine_arn: config::arn("STATE_MACHINE_ARN", "the sync state machine")?,
+            state_machine_arn: config::arn(
+                crate::vars::STATE_MACHINE_ARN,
+                "the sync state machine",
+            )?,
         })
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     config,
     io::{parse_input, VersionCheckOutput},
     ports::{BoxFuture, Side, VersionSource},
-    StepError,
+    vars, StepError,
 };
 
 /// The longest version accepted (a migration id, a date, a semver, a hash…).
@@ -135,6 +135,12 @@ impl DirSource {
 /// The default query (also the template's default).
 pub const DEFAULT_QUERY: &str = "select max(version)::text from schema_migrations";
 
+#[cfg(test)]
+#[test]
+fn the_default_query_is_the_one_vars_names() {
+    assert_eq!(DEFAULT_QUERY, vars::default(vars::VERSION_QUERY));
+}
+
 /// Where the Lambda reads versions, read once per cold start.
 ///
 /// | variable | meaning | default |
@@ -170,24 +176,27 @@ pub enum VersionConfig {
 
 impl VersionConfig {
     pub fn from_env() -> Result<Self, StepError> {
-        match config::var("VERSION_SOURCE").as_deref().unwrap_or("s3") {
+        match config::var(vars::VERSION_SOURCE)
+            .as_deref()
+            .unwrap_or(vars::default(vars::VERSION_SOURCE))
+        {
             "s3" => Ok(VersionConfig::S3 {
                 bucket: config::required(
-                    "VERSION_BUCKET",
+                    vars::VERSION_BUCKET,
                     "the bucket holding the schema version objects",
                 )?,
-                production_key: config::var("PRODUCTION_VERSION_KEY")
-                    .unwrap_or_else(|| "schema-version/production".into()),
-                staging_key: config::var("STAGING_VERSION_KEY")
-                    .unwrap_or_else(|| "schema-version/staging".into()),
-                force_path_style: config::flag("S3_FORCE_PATH_STYLE", false)?,
+                production_key: config::var(vars::PRODUCTION_VERSION_KEY)
+                    .unwrap_or_else(|| vars::default(vars::PRODUCTION_VERSION_KEY).into()),
+                staging_key: config::var(vars::STAGING_VERSION_KEY)
+                    .unwrap_or_else(|| vars::default(vars::STAGING_VERSION_KEY).into()),
+                force_path_style: config::flag(vars::S3_FORCE_PATH_STYLE, false)?,
             }),
             "sql" => Ok(VersionConfig::Sql {
-                query: config::var("VERSION_QUERY").unwrap_or_else(|| DEFAULT_QUERY.into()),
+                query: config::var(vars::VERSION_QUERY).unwrap_or_else(|| DEFAULT_QUERY.into()),
             }),
             "file" => Ok(VersionConfig::File {
                 dir: config::required(
-                    "VERSION_DIR",
+                    vars::VERSION_DIR,
                     "the directory holding the production and staging files",
                 )?
                 .into(),
