@@ -7,7 +7,12 @@ use std::{
 };
 
 use dbsync_asl::{EventType, HistoryEvent, Observer};
+use dbsync_workflow::io::{
+    DropFksOutput, FixSequencesOutput, LeaseOutput, PreflightOutput, RefreshViewsOutput,
+    ReplicationOutput, ReplicationStatus, RestoreFksOutput, VersionCheckOutput,
+};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub struct Progress {
@@ -27,17 +32,18 @@ pub struct Restored {
     pub existing: u64,
     pub kept_not_valid: u64,
     pub deleted_orphans: u64,
+    pub indexes: u64,
 }
 
 impl Restored {
-    /// Adds one invocation's output (`restore-fks`'s document).
-    pub fn add(&mut self, result: &Value) {
-        let n = |k: &str| result[k].as_u64().unwrap_or(0);
-        self.added += n("added");
-        self.validated += n("validated");
-        self.existing += n("skippedExisting");
-        self.kept_not_valid += n("keptNotValidTotal");
-        self.deleted_orphans += n("deletedOrphanRows");
+    /// Adds one invocation's output.
+    pub fn add(&mut self, r: &RestoreFksOutput) {
+        self.added += r.added;
+        self.validated += r.validated;
+        self.existing += r.skipped_existing;
+        self.kept_not_valid += r.kept_not_valid_total;
+        self.deleted_orphans += r.deleted_orphan_rows;
+        self.indexes += r.indexes_rebuilt;
     }
 }
 
@@ -107,101 +113,113 @@ fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> St
         "FixSequences" => "sequences",
         _ => return String::new(),
     };
-    // A state whose task failed (and was caught) has no result to summarize.
-    if output.pointer(&format!("/{at}/result")).is_none() {
-        return String::new();
+    // A state whose task failed (and was caught) has no result to summarize;
+    // each result is read as the step's own output type, so a renamed field
+    // cannot print blanks.
+    fn part<T: DeserializeOwned>(output: &Value, at: &str) -> Option<T> {
+        serde_json::from_value(output.get(at)?.get("result")?.clone()).ok()
     }
-    let r = |k: &str| {
-        output
-            .pointer(&format!("/{at}/result/{k}"))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    match state {
-        "Preflight" => {
-            let warnings = r("warnings").as_array().map_or(0, Vec::len);
+    let line = match state {
+        "Preflight" => part::<PreflightOutput>(output, at).map(|p| {
+            let warnings = p.warnings.len();
             format!(
                 "copy set up for a sync; {warnings} warning(s){}",
                 if warnings > 0 { " (see --json)" } else { "" }
             )
-        }
-        "AcquireLease" | "TakeOverLease" => {
-            if r("done") == Value::Bool(true) {
-                format!("run lease taken; {} tables selected", r("tables"))
+        }),
+        "AcquireLease" | "TakeOverLease" => part::<LeaseOutput>(output, at).map(|l| {
+            if l.done {
+                format!("run lease taken; {} tables selected", l.tables)
             } else {
-                format!("held by {}", r("holder").as_str().unwrap_or("?"))
+                format!("held by {}", l.holder.as_deref().unwrap_or("?"))
             }
-        }
-        "RefreshViews" => {
-            if r("disabled") == Value::Bool(true) {
+        }),
+        "RefreshViews" => part::<RefreshViewsOutput>(output, at).map(|v| {
+            if v.disabled {
                 "switched off".into()
             } else {
                 format!(
                     "{} of {} materialized views refreshed ({} concurrently), {} remaining",
-                    r("refreshed"),
-                    r("views"),
-                    r("concurrently"),
-                    r("remaining")
+                    v.refreshed, v.views, v.concurrently, v.remaining
                 )
             }
+        }),
+        "StopReplication" => {
+            part::<ReplicationOutput>(output, at).map(|r| format!("copy {}", status_word(r.status)))
         }
-        "StopReplication" => format!("copy {}", r("status").as_str().unwrap_or("?")),
-        "FixSequencesAfterFailure" => {
-            format!("{} sequences, {} moved", r("sequences"), r("changed"))
-        }
-        "CheckSchemaVersions" => format!(
-            "production {} / staging {}",
-            r("prodVersion"),
-            r("stagingVersion")
-        ),
-        "DropForeignKeys" => format!(
-            "{} tables, {} FKs dropped and saved",
-            r("tables"),
-            r("dropped")
-        ),
-        "StartReplication" => "copy started".into(),
-        "PollReplication" => {
-            // Fields DMS does not report yet (while starting) are left out, never printed as null.
-            let mut parts = vec![r("status").as_str().unwrap_or("?").to_owned()];
-            if let Some(p) = r("progressPercent").as_i64() {
+        "FixSequencesAfterFailure" | "FixSequences" => part::<FixSequencesOutput>(output, at)
+            .map(|f| format!("{} sequences, {} moved", f.sequences, f.changed)),
+        "CheckSchemaVersions" => part::<VersionCheckOutput>(output, at).map(|v| {
+            format!(
+                "production {:?} / staging {:?}",
+                v.prod_version, v.staging_version
+            )
+        }),
+        "DropForeignKeys" => part::<DropFksOutput>(output, at).map(|d| {
+            let mut line = format!("{} tables, {} FKs dropped and saved", d.tables, d.dropped);
+            if d.indexes_dropped > 0 {
+                line.push_str(&format!(
+                    ", {} indexes dropped for the load",
+                    d.indexes_dropped
+                ));
+            }
+            line
+        }),
+        "StartReplication" => Some("copy started".into()),
+        "PollReplication" => part::<ReplicationOutput>(output, at).map(|r| {
+            // Fields DMS does not report yet (while starting) are left out.
+            let mut parts = vec![status_word(r.status).to_owned()];
+            if let Some(p) = r.progress_percent {
                 parts.push(format!("{p}%"));
             }
-            parts.push(format!(
-                "{} tables loaded",
-                r("tablesLoaded").as_i64().unwrap_or(0)
-            ));
-            if let Some(rows) = r("rowsLoaded").as_i64() {
+            parts.push(format!("{} tables loaded", r.tables_loaded));
+            if let Some(rows) = r.rows_loaded {
                 parts.push(format!("{rows} rows"));
             }
             parts.join(" · ")
-        }
+        }),
         "RestoreForeignKeys" | "CompensateRestoreForeignKeys" => {
-            let mut result = Value::Null;
-            if let Some(v) = output.pointer(&format!("/{at}/result")) {
-                result = v.clone();
-            }
-            let total = restored.map(|t| {
-                t.add(&result);
-                *t
-            });
-            let t = total.unwrap_or_default();
-            let mut line = format!(
-                "{} re-added, {} validated, {} already there so far; {} remaining",
-                t.added,
-                t.validated,
-                t.existing,
-                r("remaining")
-            );
-            if t.kept_not_valid > 0 {
-                line.push_str(&format!("; {} left NOT VALID", t.kept_not_valid));
-            }
-            if t.deleted_orphans > 0 {
-                line.push_str(&format!("; {} orphan rows deleted", t.deleted_orphans));
-            }
-            line
+            part::<RestoreFksOutput>(output, at).map(|r| {
+                let t = match restored {
+                    Some(total) => {
+                        total.add(&r);
+                        *total
+                    }
+                    None => {
+                        let mut t = Restored::default();
+                        t.add(&r);
+                        t
+                    }
+                };
+                let mut line = String::new();
+                if t.indexes > 0 {
+                    line.push_str(&format!("{} indexes rebuilt, ", t.indexes));
+                }
+                line.push_str(&format!(
+                    "{} re-added, {} validated, {} already there so far; {} remaining",
+                    t.added, t.validated, t.existing, r.remaining
+                ));
+                if t.kept_not_valid > 0 {
+                    line.push_str(&format!("; {} left NOT VALID", t.kept_not_valid));
+                }
+                if t.deleted_orphans > 0 {
+                    line.push_str(&format!("; {} orphan rows deleted", t.deleted_orphans));
+                }
+                line
+            })
         }
-        "FixSequences" => format!("{} sequences, {} moved", r("sequences"), r("changed")),
-        _ => String::new(),
+        _ => None,
+    };
+    line.unwrap_or_default()
+}
+
+fn status_word(s: ReplicationStatus) -> &'static str {
+    match s {
+        ReplicationStatus::Starting => "starting",
+        ReplicationStatus::Running => "running",
+        ReplicationStatus::Succeeded => "succeeded",
+        ReplicationStatus::Stopping => "stopping",
+        ReplicationStatus::Stopped => "stopped",
     }
 }
 
@@ -262,13 +280,23 @@ mod tests {
     #[test]
     fn restore_lines_add_up_over_invocations_and_failed_states_say_nothing() {
         let mut total = Restored::default();
-        let first = json!({"restore": {"result": {"added": 10, "validated": 2, "skippedExisting": 0, "remaining": 8}}});
-        let second = json!({"restore": {"result": {"added": 0, "validated": 8, "skippedExisting": 0, "remaining": 0}}});
+        let doc = |r: RestoreFksOutput| json!({"restore": {"result": r}});
+        let first = doc(RestoreFksOutput {
+            indexes_rebuilt: 3,
+            added: 10,
+            validated: 2,
+            remaining: 8,
+            ..Default::default()
+        });
+        let second = doc(RestoreFksOutput {
+            validated: 8,
+            ..Default::default()
+        });
         summarize("RestoreForeignKeys", &first, Some(&mut total));
         let line = summarize("RestoreForeignKeys", &second, Some(&mut total));
         assert_eq!(
             line,
-            "10 re-added, 10 validated, 0 already there so far; 0 remaining"
+            "3 indexes rebuilt, 10 re-added, 10 validated, 0 already there so far; 0 remaining"
         );
         // Caught failure: the state's output holds the error, not a result.
         let failed = json!({"error": {"Error": "OrphanRowsFound"}});
@@ -277,11 +305,50 @@ mod tests {
             ""
         );
         assert_eq!(summarize("DropForeignKeys", &failed, None), "");
-        assert!(!summarize(
+    }
+
+    #[test]
+    fn poll_lines_leave_out_what_dms_does_not_report_yet() {
+        let poll = ReplicationOutput {
+            task_arn: "arn:aws:dms:us-east-1:1:task:T".into(),
+            status: ReplicationStatus::Running,
+            start_kind: None,
+            started_at: 0,
+            elapsed_seconds: 5,
+            wait_seconds: 30,
+            polls: 1,
+            progress_percent: None,
+            progress_elapsed_seconds: None,
+            detail: None,
+            tables_loaded: 2,
+            tables_loading: 1,
+            tables_queued: 0,
+            tables_errored: 0,
+            rows_loaded: None,
+            table_rows: None,
+            run_seen: false,
+        };
+        let line = summarize(
             "PollReplication",
-            &json!({"replication": {"result": {"status": "running"}}}),
-            None
-        )
-        .contains("null%"));
+            &json!({"replication": {"result": poll}}),
+            None,
+        );
+        assert_eq!(line, "running · 2 tables loaded");
+        let drop = DropFksOutput {
+            tables: 4,
+            dropped: 3,
+            saved: 3,
+            checks_dropped: 0,
+            triggers_disabled: 0,
+            indexes_dropped: 5,
+        };
+        assert_eq!(
+            summarize(
+                "DropForeignKeys",
+                &json!({"dropFks": {"result": drop}}),
+                None
+            ),
+            "4 tables, 3 FKs dropped and saved, 5 indexes dropped for the load"
+        );
     }
 }
