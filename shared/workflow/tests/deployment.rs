@@ -35,7 +35,13 @@ const STATES: [(&str, &str); 10] = [
 
 #[test]
 fn naming_chain_holds_from_step_to_state() {
-    let (template, makefile, asl) = (read("template.yaml"), read("Makefile"), definition());
+    let (t, makefile, asl) = (template(), read("Makefile"), definition());
+    let substitutions =
+        &t["Resources"]["SyncStateMachine"]["Properties"]["DefinitionSubstitutions"];
+    assert!(
+        substitutions.is_mapping(),
+        "the state machine's DefinitionSubstitutions"
+    );
     for step in naming::STEPS {
         let pascal = naming::pascal(step);
         let cargo = read(&format!("functions/{step}/Cargo.toml"));
@@ -43,8 +49,13 @@ fn naming_chain_holds_from_step_to_state() {
             cargo.contains(&format!("name = \"{step}\"")),
             "functions/{step}: package/binary named {step}"
         );
-        assert!(
-            template.contains(&format!("  {pascal}Function:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: makefile\n")),
+        let function = &t["Resources"][format!("{pascal}Function").as_str()];
+        assert_eq!(
+            (
+                function["Type"].as_str(),
+                function["Metadata"]["BuildMethod"].as_str()
+            ),
+            (Some("AWS::Serverless::Function"), Some("makefile")),
             "template.yaml: {pascal}Function built by the Makefile"
         );
         assert!(
@@ -54,10 +65,10 @@ fn naming_chain_holds_from_step_to_state() {
     }
     for (step, state) in STATES {
         let pascal = naming::pascal(step);
-        assert!(
-            template.contains(&format!(
-                "{pascal}FunctionArn: !GetAtt {pascal}Function.Arn"
-            )),
+        let arn = &substitutions[format!("{pascal}FunctionArn").as_str()];
+        assert_eq!(
+            tagged(arn),
+            Some(("!GetAtt", format!("{pascal}Function.Arn"))),
             "template.yaml: DefinitionSubstitutions maps {pascal}FunctionArn"
         );
         assert_eq!(
@@ -74,7 +85,7 @@ fn naming_chain_holds_from_step_to_state() {
         .map(|s| s.split('}').next().unwrap())
     {
         assert!(
-            template.contains(&format!("        {name}: ")),
+            !substitutions[name].is_null(),
             "template.yaml substitutes ${{{name}}}"
         );
     }
@@ -287,15 +298,12 @@ fn samconfig_environments_are_complete_and_distinct() {
 /// execution's own time limit (`TimeoutSeconds`).
 #[test]
 fn the_longest_load_leaves_time_for_the_restore() {
-    let (template, asl) = (read("template.yaml"), definition());
+    let (t, asl) = (template(), definition());
     let limit = asl["TimeoutSeconds"]
         .as_u64()
         .expect("the execution has a time limit");
-    let section = &template[template.find("  MaxReplicationSeconds:").unwrap()..];
-    let max: u64 = section
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("MaxValue: "))
-        .and_then(|v| v.parse().ok())
+    let max = t["Parameters"]["MaxReplicationSeconds"]["MaxValue"]
+        .as_u64()
         .expect("MaxReplicationSeconds has a MaxValue");
     assert!(
         max + 4 * 3600 <= limit,
@@ -348,7 +356,7 @@ fn iam_statements_are_scoped() {
 /// its binary, and only those functions get one.
 #[test]
 fn the_ca_bundle_is_packaged_where_the_template_looks() {
-    let (template, makefile) = (read("template.yaml"), read("Makefile"));
+    let makefile = read("Makefile");
     assert!(makefile.contains("cp \"$(SYNC_CONFIG_FILE)\" $(1)/dbsync.yml"));
     let file = makefile
         .lines()
@@ -360,37 +368,32 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
         .expect("Makefile: DB_BINARIES")
         .split_whitespace()
         .collect();
-    assert!(
-        template.contains("  DbSslMode:\n    Type: String\n    Default: verify-full\n"),
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["DbSslMode"]["Default"].as_str(),
+        Some("verify-full"),
         "verify-full is the default"
     );
     for step in naming::STEPS {
         let pascal = naming::pascal(step);
-        let start = template
-            .find(&format!("  {pascal}Function:\n"))
-            .unwrap_or_else(|| panic!("{pascal}Function"));
-        // The function's block runs until the next resource (two-space indent).
-        let block_end = template[start + 1..]
-            .match_indices("\n  ")
-            .map(|(i, _)| start + 1 + i)
-            .find(|&i| !template[i + 3..].starts_with(' '))
-            .unwrap_or(template.len());
-        let block = &template[start..block_end];
-        let connects = block.contains("DB_SSLMODE: !Ref DbSslMode");
+        let variables = &t["Resources"][format!("{pascal}Function").as_str()]["Properties"]
+            ["Environment"]["Variables"];
+        let connects = tagged(&variables["DB_SSLMODE"]) == Some(("!Ref", "DbSslMode".into()));
         assert_eq!(
             connects,
             db_binaries.contains(step),
             "{pascal}Function: connects to a database exactly when the Makefile packages its CA bundle"
         );
         if connects {
-            assert!(
-                block.contains(&format!("DB_SSLROOTCERT: /var/task/{file}\n")),
+            assert_eq!(
+                variables["DB_SSLROOTCERT"].as_str(),
+                Some(format!("/var/task/{file}").as_str()),
                 "{pascal}Function: DB_SSLROOTCERT names the packaged bundle"
             );
         }
         // The sync configuration: read by the lease (checks the rules before any
         // change) and after-load (applies them), packaged beside the database functions.
-        let reads_config = block.contains("SYNC_CONFIG: /var/task/dbsync.yml\n");
+        let reads_config = variables["SYNC_CONFIG"].as_str() == Some("/var/task/dbsync.yml");
         assert_eq!(
             reads_config,
             ["lease", "after-load"].contains(&step),
@@ -445,6 +448,19 @@ fn the_readme_error_table_matches_the_error_list() {
             StepError::NAMES.contains(&name.as_str()) || fail_states.contains(name),
             "the README explains {name}, which nothing raises"
         );
+    }
+}
+
+/// A CloudFormation short form (`!Ref X`, `!GetAtt X.Arn`) as (tag, scalar).
+fn tagged(v: &serde_yaml_ng::Value) -> Option<(&'static str, String)> {
+    match v {
+        serde_yaml_ng::Value::Tagged(t) => {
+            let tag = ["!Ref", "!GetAtt", "!Sub", "!If"]
+                .into_iter()
+                .find(|k| t.tag == *k)?;
+            Some((tag, t.value.as_str()?.to_owned()))
+        }
+        _ => None,
     }
 }
 
