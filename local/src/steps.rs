@@ -210,8 +210,10 @@ impl LocalSteps {
                 "Ctrl-C or SIGTERM during {during}"
             )));
         }
-        // Lambda limits: restore may use 15 minutes, the others get 5.
-        let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.env.margin);
+        // The function's own time limit (the step table's), less the margin.
+        let budget = || {
+            Budget::from_now(dbsync_workflow::naming::timeout(step).saturating_sub(self.env.margin))
+        };
         match step {
             "preflight" => {
                 // The local run prints its own summary: no success notification.
@@ -222,19 +224,19 @@ impl LocalSteps {
                 };
                 out(preflight::handle(&self.task, &config, payload).await)
             }
-            "lease" => out(db_steps::lease(&self.env, payload, budget(60)).await),
+            "lease" => out(db_steps::lease(&self.env, payload, budget()).await),
             "version-check" => out(self.version_check(payload).await),
-            "drop-fks" => out(db_steps::drop_fks(&self.env, payload, budget(300)).await),
+            "drop-fks" => out(db_steps::drop_fks(&self.env, payload, budget()).await),
             "start-dms" => {
                 out(start_dms::handle(&self.replicator, LOCAL_TASK_ARN, &LOCAL_POLL, payload).await)
             }
             "poll-dms" => {
                 out(poll_dms::handle(&self.replicator, LOCAL_TASK_ARN, &LOCAL_POLL, payload).await)
             }
-            "restore-fks" => out(db_steps::restore_fks(&self.env, payload, budget(900)).await),
-            "fix-sequences" => out(db_steps::fix_sequences(&self.env, payload, budget(300)).await),
-            "refresh-views" => out(db_steps::refresh_views(&self.env, payload, budget(900)).await),
-            "after-load" => db_steps::after_load(&self.env, payload, budget(900)).await,
+            "restore-fks" => out(db_steps::restore_fks(&self.env, payload, budget()).await),
+            "fix-sequences" => out(db_steps::fix_sequences(&self.env, payload, budget()).await),
+            "refresh-views" => out(db_steps::refresh_views(&self.env, payload, budget()).await),
+            "after-load" => db_steps::after_load(&self.env, payload, budget()).await,
             other => Err(StepError::Configuration(format!("no step named {other:?}"))),
         }
     }

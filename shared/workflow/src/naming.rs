@@ -6,20 +6,72 @@
 //! `DefinitionSubstitutions` outside AWS: local runs and the linters
 //! (`dbsync asl substitute`) both use it.
 
-/// The steps, as package = binary names.
-pub const STEPS: [&str; 11] = [
-    "preflight",
-    "lease",
-    "version-check",
-    "drop-fks",
-    "start-dms",
-    "poll-dms",
-    "after-load",
-    "restore-fks",
-    "fix-sequences",
-    "refresh-views",
-    "trigger",
+/// One step: everything the pieces that name it must agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Package = binary = Lambda name.
+    pub name: &'static str,
+    /// The function's `Timeout` in template.yaml, in seconds (the local and
+    /// scenario runs give the step the same budget).
+    pub timeout_seconds: u64,
+    /// It connects to a database (the Makefile packages the CA bundle and
+    /// the state machine retries dropped connections and lock timeouts).
+    pub database: bool,
+    /// The state that first runs it (`None`: the trigger starts the machine).
+    pub state: Option<&'static str>,
+}
+
+const fn step(
+    name: &'static str,
+    timeout_seconds: u64,
+    database: bool,
+    state: Option<&'static str>,
+) -> Step {
+    Step {
+        name,
+        timeout_seconds,
+        database,
+        state,
+    }
+}
+
+/// **The** step table; tests hold template.yaml, the Makefile, the state
+/// machine and both dispatch tables to it.
+pub const STEP_TABLE: [Step; 11] = [
+    step("preflight", 60, false, Some("Preflight")),
+    step("lease", 60, true, Some("AcquireLease")),
+    step("version-check", 120, true, Some("CheckSchemaVersions")),
+    step("drop-fks", 300, true, Some("DropForeignKeys")),
+    step("start-dms", 120, false, Some("StartReplication")),
+    step("poll-dms", 120, false, Some("PollReplication")),
+    step("after-load", 900, true, Some("MaskPersonalData")),
+    step("restore-fks", 900, true, Some("RestoreForeignKeys")),
+    step("fix-sequences", 300, true, Some("FixSequences")),
+    step("refresh-views", 900, true, Some("RefreshViews")),
+    step("trigger", 30, false, None),
 ];
+
+/// The steps' names, in the table's order.
+pub const STEPS: [&str; STEP_TABLE.len()] = {
+    let mut out = [""; STEP_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = STEP_TABLE[i].name;
+        i += 1;
+    }
+    out
+};
+
+/// A step by name.
+pub fn step_named(name: &str) -> Option<&'static Step> {
+    STEP_TABLE.iter().find(|s| s.name == name)
+}
+
+/// A step's Lambda time limit (local runs and scenarios give it the same).
+pub fn timeout(name: &str) -> std::time::Duration {
+    let step = step_named(name).unwrap_or_else(|| panic!("no step named {name}"));
+    std::time::Duration::from_secs(step.timeout_seconds)
+}
 
 /// `drop-fks` → `DropFks` (the SAM logical id is this + `Function`).
 pub fn pascal(step: &str) -> String {

@@ -19,20 +19,6 @@ fn definition() -> Value {
     serde_json::from_str(&read("statemachine/db-sync.asl.json")).expect("the definition is JSON")
 }
 
-/// The state that runs each step (the trigger starts the machine instead).
-const STATES: [(&str, &str); 10] = [
-    ("preflight", "Preflight"),
-    ("lease", "AcquireLease"),
-    ("version-check", "CheckSchemaVersions"),
-    ("drop-fks", "DropForeignKeys"),
-    ("start-dms", "StartReplication"),
-    ("poll-dms", "PollReplication"),
-    ("after-load", "MaskPersonalData"),
-    ("restore-fks", "RestoreForeignKeys"),
-    ("fix-sequences", "FixSequences"),
-    ("refresh-views", "RefreshViews"),
-];
-
 #[test]
 fn naming_chain_holds_from_step_to_state() {
     let (t, makefile, asl) = (template(), read("Makefile"), definition());
@@ -63,7 +49,10 @@ fn naming_chain_holds_from_step_to_state() {
             "Makefile: build-{pascal}Function builds {step}"
         );
     }
-    for (step, state) in STATES {
+    for (step, state) in naming::STEP_TABLE
+        .iter()
+        .filter_map(|s| s.state.map(|state| (s.name, state)))
+    {
         let pascal = naming::pascal(step);
         let arn = &substitutions[format!("{pascal}FunctionArn").as_str()];
         assert_eq!(
@@ -153,15 +142,6 @@ fn every_matched_error_name_exists_and_every_raised_name_is_handled() {
 #[test]
 fn every_lambda_task_retries_what_passes() {
     let asl = definition();
-    let db_steps = [
-        "lease",
-        "version-check",
-        "drop-fks",
-        "restore-fks",
-        "fix-sequences",
-        "refresh-views",
-        "after-load",
-    ];
     for (name, state) in asl["States"].as_object().unwrap() {
         if state["Resource"] != "arn:aws:states:::lambda:invoke" {
             continue;
@@ -182,7 +162,7 @@ fn every_lambda_task_retries_what_passes() {
             "Lambda.TooManyRequestsException",
             "AwsTransientError",
         ];
-        if db_steps.contains(&step) {
+        if naming::step_named(step).unwrap().database {
             want.extend(["DatabaseUnavailable", "LockTimeout"]);
         }
         for w in want {
@@ -368,6 +348,15 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
         .expect("Makefile: DB_BINARIES")
         .split_whitespace()
         .collect();
+    let from_table: BTreeSet<&str> = naming::STEP_TABLE
+        .iter()
+        .filter(|s| s.database)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        db_binaries, from_table,
+        "Makefile: DB_BINARIES is the step table's database steps"
+    );
     let t = template();
     assert_eq!(
         t["Parameters"]["DbSslMode"]["Default"].as_str(),
@@ -539,6 +528,24 @@ fn the_readme_names_every_variable() {
             readme.contains(&format!("`{}`", v.name)),
             "{} is read but the README does not mention it",
             v.name
+        );
+    }
+}
+
+/// Each function's time limit in template.yaml (its own `Timeout`, else the
+/// Globals') is the step table's, which the local and scenario runs use.
+#[test]
+fn function_timeouts_are_the_step_tables() {
+    let t = template();
+    let global = t["Globals"]["Function"]["Timeout"].as_u64();
+    for step in naming::STEP_TABLE {
+        let pascal = naming::pascal(step.name);
+        let own =
+            t["Resources"][format!("{pascal}Function").as_str()]["Properties"]["Timeout"].as_u64();
+        assert_eq!(
+            own.or(global),
+            Some(step.timeout_seconds),
+            "{pascal}Function's Timeout"
         );
     }
 }

@@ -193,8 +193,10 @@ impl Steps {
         fn out<T: serde::Serialize>(r: Result<T, StepError>) -> Option<Result<Value, StepError>> {
             Some(r.map(|v| serde_json::to_value(v).expect("step outputs serialize")))
         }
-        // The functions' timeouts in the template: restore 15 minutes, the others 5.
-        let budget = |secs| Budget::from_now(Duration::from_secs(secs) - self.db.margin);
+        // The function's own time limit (the step table's), less the margin.
+        let budget = || {
+            Budget::from_now(dbsync_workflow::naming::timeout(step).saturating_sub(self.db.margin))
+        };
         let poll = *self.poll.lock().expect("poll config");
         match step {
             "preflight" => {
@@ -205,19 +207,19 @@ impl Steps {
                 };
                 out(preflight::handle(&self.start_task, &config, payload).await)
             }
-            "lease" => out(db_steps::lease(&self.db, payload, budget(60)).await),
-            "refresh-views" => out(db_steps::refresh_views(&self.db, payload, budget(900)).await),
-            "after-load" => Some(db_steps::after_load(&self.db, payload, budget(900)).await),
+            "lease" => out(db_steps::lease(&self.db, payload, budget()).await),
+            "refresh-views" => out(db_steps::refresh_views(&self.db, payload, budget()).await),
+            "after-load" => Some(db_steps::after_load(&self.db, payload, budget()).await),
             "version-check" => out(version_check::handle(&self.versions, payload).await),
-            "drop-fks" => out(db_steps::drop_fks(&self.db, payload, budget(300)).await),
+            "drop-fks" => out(db_steps::drop_fks(&self.db, payload, budget()).await),
             "start-dms" => {
                 out(start_dms::handle(&self.start_task, &self.task_arn, &poll, payload).await)
             }
             "poll-dms" => {
                 out(poll_dms::handle(&self.poll_task, &self.task_arn, &poll, payload).await)
             }
-            "restore-fks" => out(db_steps::restore_fks(&self.db, payload, budget(900)).await),
-            "fix-sequences" => out(db_steps::fix_sequences(&self.db, payload, budget(300)).await),
+            "restore-fks" => out(db_steps::restore_fks(&self.db, payload, budget()).await),
+            "fix-sequences" => out(db_steps::fix_sequences(&self.db, payload, budget()).await),
             _ => None,
         }
     }
