@@ -68,13 +68,7 @@ pub async fn after_sync(
             let what = format!("after_sync {}", which());
             let key = format!("after_sync {x} {position}");
             let statement = sql::detached_after_sync(statement, x, position);
-            let job = crate::long::Job {
-                what: &what,
-                key: &key,
-                statement: &statement,
-                limit: crate::long::LIMIT,
-                timeouts,
-            };
+            let job = crate::long::Job::new(&what, &key, &statement, timeouts);
             // Done when its record is there (committed with it).
             let recorded = || async {
                 let rows = client

@@ -739,14 +739,7 @@ async fn validate_concurrently(
     let mut running = vec![false; works.len()];
     for (i, w) in works.iter().enumerate() {
         let key = format!("validate {}", w.saved().key());
-        let job = crate::long::Job {
-            what: "",
-            key: &key,
-            statement: "",
-            limit: crate::long::LIMIT,
-            timeouts: opts.timeouts,
-        };
-        running[i] = crate::long::running(client, &job).await?;
+        running[i] = crate::long::key_running(client, &key).await?;
     }
     order.sort_by_key(|&i| !running[i]);
     let mut outcomes: Vec<Option<Detached>> = works.iter().map(|_| None).collect();
@@ -819,13 +812,7 @@ async fn validate_detached(
         format!("validate {}", s.key()),
         work.statement(),
     );
-    let job = crate::long::Job {
-        what: &what,
-        key: &key,
-        statement: &statement,
-        limit: crate::long::LIMIT,
-        timeouts: opts.timeouts,
-    };
+    let job = crate::long::Job::new(&what, &key, &statement, opts.timeouts);
     let validated = || async {
         client
             .query_one(sql::CONSTRAINT_VALIDATED, &[&s.child_table, &s.name])

@@ -472,7 +472,7 @@ async fn build(
     let mut running = Vec::with_capacity(todo.len());
     for s in &todo {
         let key = build_key(s);
-        running.push(crate::long::running(checker, &job(&key, "", "", opts.timeouts)).await?);
+        running.push(crate::long::key_running(checker, &key).await?);
     }
     let mut order: Vec<usize> = (0..todo.len()).collect();
     order.sort_by_key(|&i| !running[i]);
@@ -530,7 +530,7 @@ async fn build_one(
     let key = build_key(s);
     let statement = s.build_statement();
     let what = format!("building {}", s.label());
-    let job = job(&what, &key, &statement, opts.timeouts);
+    let job = crate::long::Job::new(&what, &key, &statement, opts.timeouts);
     let is_running = crate::long::running(checker, &job).await?;
     if !is_running && budget.remaining() < opts.min_slice {
         return Ok(false);
@@ -568,21 +568,6 @@ fn build_failed(s: &Saved, e: tokio_postgres::Error) -> StepError {
 
 fn build_key(s: &Saved) -> String {
     format!("index {}.{}.{}", s.schema, s.table, s.name)
-}
-
-fn job<'a>(
-    what: &'a str,
-    key: &'a str,
-    statement: &'a str,
-    timeouts: Timeouts,
-) -> crate::long::Job<'a> {
-    crate::long::Job {
-        what,
-        key,
-        statement,
-        limit: crate::long::LIMIT,
-        timeouts,
-    }
 }
 
 /// How many indexes wait in `dbsync.saved_index` (for `plan` and reports).

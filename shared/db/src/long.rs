@@ -60,15 +60,30 @@ pub struct Job<'a> {
     pub timeouts: Timeouts,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A job limited by the execution's own limit ([`LIMIT`]).
+    pub fn new(what: &'a str, key: &'a str, statement: &'a str, timeouts: Timeouts) -> Self {
+        Job {
+            what,
+            key,
+            statement,
+            limit: LIMIT,
+            timeouts,
+        }
+    }
+
     /// The session's `application_name` (at most 63 bytes): a hash of the key.
     pub fn tag(&self) -> String {
-        // FNV-1a: stable across builds, unlike std's hasher.
-        let hash = self.key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        format!("dbsync-long:{hash:016x}")
+        tag_of(self.key)
     }
+}
+
+fn tag_of(key: &str) -> String {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("dbsync-long:{hash:016x}")
 }
 
 /// One invocation's share of a long job: waits while a run of it left by an
@@ -98,13 +113,18 @@ where
 
 /// Whether the job's statement runs on some session now.
 pub async fn running(checker: &Client, job: &Job<'_>) -> Result<bool, StepError> {
+    key_running(checker, job.key).await
+}
+
+/// Whether the statement of the job with `key` runs on some session now.
+pub async fn key_running(checker: &Client, key: &str) -> Result<bool, StepError> {
     let row = checker
         .query_one(
             // `active` from the message's first statement to its last (a
             // failed block waiting for its ROLLBACK runs nothing).
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity \
              WHERE application_name = $1 AND state = 'active' AND pid <> pg_catalog.pg_backend_pid())",
-            &[&job.tag()],
+            &[&tag_of(key)],
         )
         .await
         .map_err(|e| classify(e, "looking for a running statement"))?;

@@ -158,13 +158,7 @@ async fn refresh_detached(
         sql::literal(&sql::refresh_view(&v.name, v.concurrently)),
         sql::literal(&sql::record_view_refresh(execution, &v.name)),
     );
-    let job = crate::long::Job {
-        what: &what,
-        key: &key,
-        statement: &statement,
-        limit: crate::long::LIMIT,
-        timeouts,
-    };
+    let job = crate::long::Job::new(&what, &key, &statement, timeouts);
     // Done when its bookkeeping row is there (written in the same statement).
     let refreshed = || async {
         let rows = client

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{budget, restore_opts, setup, LIMITS};
+use common::{budget, restore_opts, restore_until_done, setup, LIMITS};
 use dbsync_db::{
     fks::{self, OrphanPolicy, RestoreOptions},
     indexes::{IndexDrop, MaskedColumns},
@@ -97,33 +97,26 @@ async fn drop_for_load(
         .indexes_dropped
 }
 
+/// Every table's indexes dropped for a load (all of them in scope).
+async fn drop_everything(c: &mut tokio_postgres::Client) -> dbsync_workflow::io::DropFksOutput {
+    fks::drop_for_load(
+        c,
+        &Selection::all(),
+        LIMITS,
+        budget(),
+        IndexDrop::All,
+        &MaskedColumns::new(),
+    )
+    .await
+    .unwrap()
+}
+
 fn detached(db: &dbsync_testpg::TestDb, jobs: usize) -> RestoreOptions {
     RestoreOptions {
         synced: shop(),
         detach: Some(DbConfig::from_url(&db.url).unwrap()),
         index_jobs: jobs,
         ..restore_opts(OrphanPolicy::Fail)
-    }
-}
-
-/// Restores until nothing remains; returns the invocations it took.
-async fn restore_until_done(
-    c: &mut tokio_postgres::Client,
-    opts: impl Fn() -> RestoreOptions,
-    slice: Duration,
-) -> (usize, u64) {
-    let (mut invocations, mut rebuilt) = (0, 0);
-    loop {
-        invocations += 1;
-        assert!(invocations < 500, "never finished");
-        let out = fks::restore_fks(c, opts(), Budget::from_now(slice))
-            .await
-            .unwrap();
-        rebuilt += out.indexes_rebuilt;
-        if out.remaining == 0 {
-            return (invocations, rebuilt);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -237,17 +230,7 @@ CREATE INDEX big_ab ON big (a, b);
 async fn builds_outlive_invocations_and_killed_builds_are_redone() {
     let (db, mut c) = setup(BIG, true).await;
     let before = verify::indexes(&c).await.unwrap();
-    let dropped = fks::drop_for_load(
-        &mut c,
-        &Selection::all(),
-        LIMITS,
-        budget(),
-        IndexDrop::All,
-        &MaskedColumns::new(),
-    )
-    .await
-    .unwrap()
-    .indexes_dropped;
+    let dropped = drop_everything(&mut c).await.indexes_dropped;
     assert_eq!(dropped, 4);
     let opts = || RestoreOptions {
         detach: Some(DbConfig::from_url(&db.url).unwrap()),
@@ -296,16 +279,7 @@ async fn an_index_that_cannot_be_built_is_named_and_stays_saved() {
         true,
     )
     .await;
-    fks::drop_for_load(
-        &mut c,
-        &Selection::all(),
-        LIMITS,
-        budget(),
-        IndexDrop::All,
-        &MaskedColumns::new(),
-    )
-    .await
-    .unwrap();
+    drop_everything(&mut c).await;
     c.batch_execute("INSERT INTO t VALUES (2, 'a')")
         .await
         .unwrap();

@@ -142,22 +142,8 @@ async fn a_validate_longer_than_an_invocation_takes_several() {
     fks::drop_fks(&mut c, &Selection::all(), LIMITS, budget())
         .await
         .unwrap();
-    let mut invocations = 0;
-    loop {
-        invocations += 1;
-        assert!(invocations < 400, "never finished");
-        let out = fks::restore_fks(
-            &mut c,
-            detached(&db),
-            Budget::from_now(Duration::from_millis(150)),
-        )
-        .await
-        .unwrap();
-        if out.remaining == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (invocations, _) =
+        common::restore_until_done(&mut c, || detached(&db), Duration::from_millis(150)).await;
     assert!(
         invocations >= 2,
         "the validate fit one invocation: not a test"
@@ -341,22 +327,7 @@ async fn validations_run_two_at_a_time_on_different_tables() {
         .collect();
     assert_eq!(tables.len(), 2, "two at a time: {tables:?}");
     assert_ne!(tables[0], tables[1], "never two on one table");
-    let mut invocations = 1;
-    loop {
-        let out = fks::restore_fks(
-            &mut c,
-            detached(&db),
-            Budget::from_now(Duration::from_millis(200)),
-        )
-        .await
-        .unwrap();
-        if out.remaining == 0 {
-            break;
-        }
-        invocations += 1;
-        assert!(invocations < 400, "never finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::restore_until_done(&mut c, || detached(&db), Duration::from_millis(200)).await;
     let validated: i64 = common::count(
         &c,
         "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated",

@@ -119,3 +119,27 @@ where
         .unwrap();
     (out, sent)
 }
+
+/// Calls restore (with `opts()`, `slice` of budget each) until nothing
+/// remains, as the state machine loops; returns the invocations it took and
+/// the indexes they rebuilt.
+#[allow(dead_code)] // not every test file restores
+pub async fn restore_until_done(
+    c: &mut Client,
+    opts: impl Fn() -> dbsync_db::fks::RestoreOptions,
+    slice: Duration,
+) -> (usize, u64) {
+    let (mut invocations, mut rebuilt) = (0, 0);
+    loop {
+        invocations += 1;
+        assert!(invocations < 500, "never finished");
+        let out = dbsync_db::fks::restore_fks(c, opts(), dbsync_db::Budget::from_now(slice))
+            .await
+            .unwrap();
+        rebuilt += out.indexes_rebuilt;
+        if out.remaining == 0 {
+            return (invocations, rebuilt);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

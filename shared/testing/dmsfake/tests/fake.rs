@@ -191,6 +191,22 @@ async fn a_full_load_runs_to_completion_and_a_second_run_needs_reload_target() {
     );
 }
 
+/// A `StartReplicationTask` of `kind` the fake must refuse.
+async fn refused_start(
+    c: &Client,
+    fake: &DmsFake,
+    kind: StartReplicationTaskTypeValue,
+) -> aws_sdk_databasemigration::error::SdkError<
+    aws_sdk_databasemigration::operation::start_replication_task::StartReplicationTaskError,
+> {
+    c.start_replication_task()
+        .replication_task_arn(fake.task_arn())
+        .start_replication_task_type(kind)
+        .send()
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn the_wrong_start_kind_is_refused_with_dms_code_and_message() {
     let (prod, staging) = databases().await;
@@ -201,13 +217,7 @@ async fn the_wrong_start_kind_is_refused_with_dms_code_and_message() {
             .status("stopped"),
     );
     let c = client(&fake).await;
-    let err = c
-        .start_replication_task()
-        .replication_task_arn(fake.task_arn())
-        .start_replication_task_type(StartReplicationTaskTypeValue::StartReplication)
-        .send()
-        .await
-        .unwrap_err();
+    let err = refused_start(&c, &fake, StartReplicationTaskTypeValue::StartReplication).await;
     // The fake sends `com.amazonaws.dms#Code`; the SDK hands over the bare code.
     assert_eq!(
         error_code(&err),
@@ -230,13 +240,7 @@ async fn start_types_follow_the_documented_first_run_rule() {
     // A task's first run.
     let fake = DmsFake::start(task(&prod, &staging).await);
     let c = client(&fake).await;
-    let err = c
-        .start_replication_task()
-        .replication_task_arn(fake.task_arn())
-        .start_replication_task_type(StartReplicationTaskTypeValue::ReloadTarget)
-        .send()
-        .await
-        .unwrap_err();
+    let err = refused_start(&c, &fake, StartReplicationTaskTypeValue::ReloadTarget).await;
     assert_eq!(
         error_code(&err),
         Some("InvalidParameterCombinationException")
