@@ -187,6 +187,7 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
     let setup_secs = t.secs();
     let selection = Selection::from_json(TABLE_MAPPINGS)?;
     let fks_before = verify::foreign_keys(&staging).await?;
+    let indexes_before = verify::indexes(&staging).await?;
     println!(
         "created prod and a stale staging ({setup_secs:.1}s); staging has {} foreign keys; syncing…",
         fks_before.len()
@@ -239,6 +240,10 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
     if fks_after != fks_before {
         problems.push("foreign keys differ from before the sync".into());
     }
+    let indexes_after = verify::indexes(&staging).await?;
+    if indexes_after != indexes_before {
+        problems.push("indexes differ from before the sync".into());
+    }
     let seq_tables = verify::sequences_accept_inserts(&mut staging).await?;
     let verify_secs = t.secs();
 
@@ -253,6 +258,10 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
     println!(
         "  foreign keys         {:>10}  identical definitions, validated as before",
         fks_after.len()
+    );
+    println!(
+        "  indexes              {:>10}  identical to before the sync (rebuilt after the load)",
+        indexes_after.len()
     );
     println!("  sequences checked    {seq_tables:>10}  tables accept INSERT … DEFAULT VALUES");
     println!(
