@@ -549,3 +549,28 @@ fn function_timeouts_are_the_step_tables() {
         );
     }
 }
+
+/// `events/` holds one sample event per step (for `sam local invoke`), each
+/// a JSON object, and nothing for a step that does not exist.
+#[test]
+fn every_step_has_a_sample_event() {
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("events")).expect("events/") {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            v.is_object(),
+            "{}: an event is a JSON object",
+            path.display()
+        );
+        found.insert(name);
+    }
+    let steps: BTreeSet<String> = naming::STEPS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        found, steps,
+        "events/<step>.json for every step, and only those"
+    );
+}
