@@ -656,10 +656,20 @@ async fn validate_phase(
                         count_done(out, work);
                         done += 1;
                     }
+                    // Too little left to handle them well (others ran to the
+                    // end of the budget): validated again next time.
+                    Some(Detached::Orphans) if budget.remaining() < opts.min_slice => {
+                        running = true
+                    }
                     Some(Detached::Orphans) => {
-                        handle_orphans(client, opts, budget, work, out, &mut orphan_failures)
-                            .await?;
-                        done += 1;
+                        if handle_orphans(client, opts, budget, work, out, &mut orphan_failures)
+                            .await?
+                        {
+                            done += 1;
+                        } else {
+                            // Orphans deleted; validated again, detached, next time.
+                            running = true;
+                        }
                     }
                     Some(Detached::Running) | None => running = true,
                 }
@@ -776,8 +786,8 @@ async fn validate_concurrently(
                 free += 1;
                 busy.remove(works[i].saved().child_table.as_str());
             }
-            // Its orphans are handled after, on the table no other
-            // validation of this invocation touches.
+            // Its orphans are handled after, on a table no other validation
+            // of this invocation touches.
             Detached::Orphans => free += 1,
             Detached::Running => {}
         }
@@ -836,6 +846,9 @@ async fn validate_detached(
     }
 }
 
+/// What a constraint with orphan rows comes to under the policy. `false`:
+/// the orphans were deleted but the constraint is validated later (a
+/// detached `VALIDATE`, which may outlast this invocation).
 async fn handle_orphans(
     client: &mut Client,
     opts: &RestoreOptions,
@@ -843,7 +856,7 @@ async fn handle_orphans(
     work: &Work,
     out: &mut RestoreFksOutput,
     failures: &mut Vec<String>,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let ctx = "checking orphan rows";
     let err = |e| classify(e, ctx);
     let s = work.saved();
@@ -859,16 +872,28 @@ async fn handle_orphans(
     };
     match policy {
         OrphanPolicy::Fail | OrphanPolicy::KeepNotValid => {
-            let count: i64 = client
-                .query_typed_one(
-                    &sql::count_orphans(&s.child_table, s.child_only, &predicate),
-                    &[],
-                )
-                .await
-                .map_err(err)?
-                .get(0);
+            // Counted within the invocation's budget; a count that does not
+            // fit is reported as such, never left running past it.
+            let count: Option<i64> = {
+                let tx = step_transaction(client, opts.timeouts, budget, false, ctx).await?;
+                match tx
+                    .query_typed_one(
+                        &sql::count_orphans(&s.child_table, s.child_only, &predicate),
+                        &[],
+                    )
+                    .await
+                {
+                    Ok(row) => Some(row.get(0)),
+                    Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => None,
+                    Err(e) => return Err(err(e)),
+                }
+            };
+            let shown = count.map_or_else(
+                || "uncounted (too many to count in time)".into(),
+                |c| c.to_string(),
+            );
             if policy == OrphanPolicy::Fail {
-                failures.push(format!("{}: {count} orphan row(s)", s.label()));
+                failures.push(format!("{}: {shown} orphan row(s)", s.label()));
             } else {
                 client
                     .batch_execute(&sql::keep_not_valid(&s.key()))
@@ -878,7 +903,7 @@ async fn handle_orphans(
                 if out.kept_not_valid.len() < RestoreFksOutput::LISTED {
                     out.kept_not_valid.push(OrphanReport {
                         constraint: s.label(),
-                        orphan_rows: count as u64,
+                        orphan_rows: count.unwrap_or(0) as u64,
                     });
                 }
             }
@@ -913,6 +938,29 @@ async fn handle_orphans(
                     break;
                 }
             }
+            if opts.detach.is_some() && matches!(work, Work::Validate(_)) {
+                // The deletes are kept; the VALIDATE is tried within what is
+                // left, and if it does not fit it runs again, detached, in
+                // the next invocation.
+                tx.commit().await.map_err(err)?;
+                let tx = step_transaction(client, opts.timeouts, budget, false, ctx).await?;
+                return match tx
+                    .batch_execute(&format!(
+                        "{};\n{}",
+                        work.statement(),
+                        sql::forget_saved(&s.key())
+                    ))
+                    .await
+                {
+                    Ok(()) => {
+                        tx.commit().await.map_err(err)?;
+                        count_done(out, work);
+                        Ok(true)
+                    }
+                    Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => Ok(false),
+                    Err(e) => Err(classify(e, "validating foreign keys")),
+                };
+            }
             tx.batch_execute(&format!(
                 "{};\n{}",
                 work.statement(),
@@ -924,7 +972,7 @@ async fn handle_orphans(
             count_done(out, work);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn summarize(items: &[String]) -> String {

@@ -132,7 +132,27 @@ saved AS (
                      WHERE a.attrelid = idx.indexrelid AND a.attstattarget >= 0), '{}'),
            idx.indisclustered, idx.indisreplident
     FROM idx
-    ON CONFLICT (table_schema, table_name, index_name) DO UPDATE SET built = false
+    -- Saved before and not finished: the saved row wins when the live index is
+    -- the same one (dbsync's own rebuild, its constraint not attached yet);
+    -- a genuinely different live index replaces it (someone changed the schema).
+    ON CONFLICT (table_schema, table_name, index_name) DO UPDATE SET
+        built = false,
+        definition = EXCLUDED.definition,
+        tablespace = EXCLUDED.tablespace,
+        constraint_kind = CASE WHEN s.definition = EXCLUDED.definition
+                               THEN s.constraint_kind ELSE EXCLUDED.constraint_kind END,
+        constraint_name = CASE WHEN s.definition = EXCLUDED.definition
+                               THEN s.constraint_name ELSE EXCLUDED.constraint_name END,
+        is_deferrable = CASE WHEN s.definition = EXCLUDED.definition
+                             THEN s.is_deferrable ELSE EXCLUDED.is_deferrable END,
+        is_deferred = CASE WHEN s.definition = EXCLUDED.definition
+                           THEN s.is_deferred ELSE EXCLUDED.is_deferred END,
+        index_comment = coalesce(EXCLUDED.index_comment, s.index_comment),
+        constraint_comment = coalesce(EXCLUDED.constraint_comment, s.constraint_comment),
+        statistics = EXCLUDED.statistics,
+        clustered = EXCLUDED.clustered OR (s.definition = EXCLUDED.definition AND s.clustered),
+        replica_identity = EXCLUDED.replica_identity
+                           OR (s.definition = EXCLUDED.definition AND s.replica_identity)
     RETURNING 1
 )
 SELECT CASE WHEN idx.contype IS NULL
@@ -151,11 +171,13 @@ SELECT s.table_schema, s.table_name, s.index_name, s.definition, s.tablespace,
        s.index_comment, s.constraint_comment, s.statistics, s.clustered, s.replica_identity, s.built,
        t.oid IS NOT NULL AS table_exists,
        pg_catalog.pg_get_indexdef(li.oid) AS live_definition,
+       coalesce(lx.indisvalid, false) AS live_valid,
        coalesce(pg_catalog.pg_relation_size(t.oid), 0) AS table_bytes
 FROM dbsync.saved_index s
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.table_schema
 LEFT JOIN pg_catalog.pg_class t ON t.relnamespace = n.oid AND t.relname = s.table_name AND t.relkind = 'r'
 LEFT JOIN pg_catalog.pg_class li ON li.relnamespace = n.oid AND li.relname = s.index_name AND li.relkind = 'i'
+LEFT JOIN pg_catalog.pg_index lx ON lx.indexrelid = li.oid
 ORDER BY table_bytes DESC, s.table_schema, s.table_name, s.index_name";
 
 const COUNT_SAVED_INDEXES: &str = "SELECT pg_catalog.count(*) FROM dbsync.saved_index";
@@ -180,6 +202,7 @@ struct Saved {
     built: bool,
     table_exists: bool,
     live_definition: Option<String>,
+    live_valid: bool,
 }
 
 impl Saved {
@@ -203,6 +226,7 @@ impl Saved {
             built: r.get("built"),
             table_exists: r.get("table_exists"),
             live_definition: r.get("live_definition"),
+            live_valid: r.get("live_valid"),
         }
     }
 
@@ -379,18 +403,26 @@ pub async fn rebuild(
     }
     let mut conflicts = Vec::new();
     let mut todo = Vec::new();
+    let mut relabel = Vec::new();
     for s in &saved {
-        if !s.table_exists {
-            conflicts.push(format!("{} (table no longer exists)", s.label()));
-        } else if s.built {
-            continue;
-        } else if let Some(live) = &s.live_definition {
-            // Built by hand (or by a run whose record was lost): the same one counts.
-            if *live != s.definition {
-                conflicts.push(s.label());
+        match &s.live_definition {
+            _ if !s.table_exists => {
+                conflicts.push(format!("{} (table no longer exists)", s.label()));
             }
-        } else {
-            todo.push(s.clone());
+            // Built (by dbsync, by hand, or by a run whose record was lost):
+            // the same valid index counts.
+            Some(live) if *live == s.definition && s.live_valid => {
+                if !s.built {
+                    relabel.push(s.key_predicate());
+                }
+            }
+            Some(live) if *live == s.definition => conflicts.push(format!(
+                "{} (an invalid index of that name: drop it)",
+                s.label()
+            )),
+            Some(_) => conflicts.push(s.label()),
+            // Not there (never built, or gone since it was): build it.
+            None => todo.push(s.clone()),
         }
     }
     if !conflicts.is_empty() {
@@ -400,44 +432,68 @@ pub async fn rebuild(
             conflicts.join(", ")
         )));
     }
+    for key in relabel {
+        client
+            .batch_execute(&format!(
+                "UPDATE dbsync.saved_index SET built = true WHERE {key}"
+            ))
+            .await
+            .map_err(err)?;
+    }
     let mut out = Rebuilt::default();
-    let unbuilt = build(client, opts, budget, todo).await?;
-    if unbuilt > 0 {
+    // One index that cannot be built does not hold back the others: they
+    // are built and finished, then its failure is the step's.
+    let (unbuilt, failed) = build(client, opts, budget, todo).await?;
+    if unbuilt > 0 && failed.is_empty() {
         out.remaining = unbuilt;
         return Ok(out);
     }
-    // Every index exists: the finishing touches, one short transaction.
-    let tx = step_transaction(client, opts.timeouts, budget, true, ctx).await?;
-    let rows = tx.query_typed(SAVED, &[]).await.map_err(err)?;
-    let finish: String = rows
+    // The finishing touches, one short transaction per index.
+    let rows: Vec<Saved> = client
+        .query(SAVED, &[])
+        .await
+        .map_err(err)?
         .iter()
         .map(Saved::from_row)
-        .map(|s| s.finish_statements())
+        .filter(|s| s.built || s.live_definition.as_deref() == Some(s.definition.as_str()))
         .collect();
-    tx.batch_execute(&finish)
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) => StepError::IndexRebuildFailed(format!(
-                "could not attach the rebuilt indexes' constraints and settings: {}",
-                db.message()
-            )),
-            None => err(e),
-        })?;
-    tx.commit().await.map_err(err)?;
-    out.built = rows.len() as u64;
+    let mut failures: Vec<String> = failed;
+    for s in &rows {
+        let tx = step_transaction(client, opts.timeouts, budget, true, ctx).await?;
+        match tx.batch_execute(&s.finish_statements()).await {
+            Ok(()) => {
+                tx.commit().await.map_err(err)?;
+                out.built += 1;
+            }
+            Err(e) => match e.as_db_error() {
+                Some(db) => failures.push(format!(
+                    "could not attach {}'s constraint or settings: {}",
+                    s.label(),
+                    db.message()
+                )),
+                None => return Err(err(e)),
+            },
+        }
+    }
+    if !failures.is_empty() {
+        return Err(StepError::IndexRebuildFailed(failures.join("; ")));
+    }
+    out.remaining = unbuilt;
     Ok(out)
 }
 
-/// Builds `todo` (largest table first); returns how many are still not built.
+/// Builds `todo` (largest table first); returns how many are still not
+/// built, and the builds that failed (their messages).
 async fn build(
     client: &mut Client,
     opts: &RebuildOptions<'_>,
     budget: Budget,
     mut todo: Vec<Saved>,
-) -> Result<u64, StepError> {
+) -> Result<(u64, Vec<String>), StepError> {
     let Some(session) = opts.detach else {
         // Within the invocation, one at a time.
         let mut left = todo.len() as u64;
+        let mut failed = Vec::new();
         for s in &todo {
             if budget.remaining() < opts.min_slice {
                 break;
@@ -459,12 +515,18 @@ async fn build(
                     if e.code() == Some(&SqlState::QUERY_CANCELED) && left < todo.len() as u64 {
                         break;
                     }
-                    return Err(build_failed(s, e));
+                    match build_failed(s, e) {
+                        StepError::IndexRebuildFailed(m) => {
+                            failed.push(m);
+                            left -= 1;
+                        }
+                        other => return Err(other),
+                    }
                 }
             }
         }
         let _ = client.batch_execute("RESET statement_timeout").await;
-        return Ok(left);
+        return Ok((left, failed));
     };
     // Builds an earlier invocation left running go first, so no more than
     // `jobs` run at once.
@@ -504,19 +566,22 @@ async fn build(
         }
     }
     results.extend(pending.map(|_| Ok(false)));
-    let mut left = 0;
+    let (mut left, mut failed) = (0, Vec::new());
     for r in results {
-        if !r? {
-            left += 1;
+        match r {
+            Ok(true) => {}
+            Ok(false) => left += 1,
+            Err(StepError::IndexRebuildFailed(m)) => failed.push(m),
+            Err(e) => return Err(e),
         }
     }
-    if left == 0 {
+    if left == 0 && failed.is_empty() {
         checker
             .batch_execute("DELETE FROM dbsync.long_statement WHERE key LIKE 'index %'")
             .await
             .map_err(|e| classify(e, "forgetting finished index builds"))?;
     }
-    Ok(left)
+    Ok((left, failed))
 }
 
 /// One build on a session of its own (see `crate::long`): `true` once built.

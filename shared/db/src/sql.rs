@@ -907,12 +907,24 @@ pub const RECORD_AFTER_SYNC: &str =
 /// dbsync lock: the run's own next invocations take it while this runs.
 pub fn detached_after_sync(statement: &str, execution: &str, position: i32) -> String {
     format!(
-        "BEGIN;\n{GUARD}{statement}\n;\n\
+        "BEGIN;\n{GUARD}SELECT pg_catalog.set_config('dbsync.after_sync_item', 'open', true);\n\
+         {statement}\n;\n{ITEM_STILL_OPEN}\
          INSERT INTO dbsync.after_sync_done (execution, position) VALUES ({}, {position}) ON CONFLICT DO NOTHING;\n\
          COMMIT;",
         literal(execution)
     )
 }
+
+/// Refuses (SQLSTATE DS002) to record an `after_sync` item that ended its own
+/// transaction: the marker set before it (transaction-local) is gone.
+const ITEM_STILL_OPEN: &str = "DO $dbsync_item$
+BEGIN
+  IF pg_catalog.current_setting('dbsync.after_sync_item', true) IS DISTINCT FROM 'open' THEN
+    RAISE EXCEPTION USING ERRCODE = 'DS002',
+      MESSAGE = 'the item ended its own transaction (COMMIT or ROLLBACK inside an after_sync item): what it did before that is committed; remove the COMMIT';
+  END IF;
+END
+$dbsync_item$;\n";
 
 pub const FORGET_AFTER_SYNC: &str = "DELETE FROM dbsync.after_sync_done \
      WHERE execution = $1 OR done_at < pg_catalog.now() - interval '2 days'";

@@ -298,3 +298,45 @@ async fn an_index_that_cannot_be_built_is_named_and_stays_saved() {
         .unwrap();
     assert_eq!((out.indexes_rebuilt, out.remaining), (1, 0));
 }
+
+/// A saved index someone re-created by hand with another definition, then
+/// dropped again by the next load: the definition dropped last is the one
+/// that comes back (nothing lost). One recorded as built but gone since is
+/// built again.
+#[tokio::test]
+async fn the_definition_dropped_last_wins_and_a_vanished_build_is_redone() {
+    let (_db, mut c) = setup(
+        "CREATE TABLE t (id int PRIMARY KEY, a int, b int);
+         CREATE INDEX t_a ON t (a); CREATE INDEX t_b ON t (b);
+         INSERT INTO t SELECT g, g, g FROM generate_series(1, 1000) g;",
+        true,
+    )
+    .await;
+    drop_everything(&mut c).await;
+    // Between runs: t_a comes back by hand, on another column.
+    c.batch_execute("CREATE INDEX t_a ON t (b, a)")
+        .await
+        .unwrap();
+    drop_everything(&mut c).await;
+    // t_b recorded as built, then dropped by someone before the finish.
+    c.batch_execute("UPDATE dbsync.saved_index SET built = true WHERE index_name = 't_b'")
+        .await
+        .unwrap();
+    let out = fks::restore_fks(&mut c, restore_opts(OrphanPolicy::Fail), budget())
+        .await
+        .unwrap();
+    assert_eq!(out.remaining, 0, "{out:?}");
+    let defs = verify::indexes(&c).await.unwrap();
+    let def = |name: &str| {
+        defs.iter()
+            .find(|((_, i), _)| i == name)
+            .map(|(_, d)| d.split(" [").next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{name} is missing"))
+    };
+    assert_eq!(
+        def("t_a"),
+        "CREATE INDEX t_a ON public.t USING btree (b, a)"
+    );
+    assert_eq!(def("t_b"), "CREATE INDEX t_b ON public.t USING btree (b)");
+    assert!(def("t_pkey").starts_with("CREATE UNIQUE INDEX t_pkey"));
+}

@@ -336,3 +336,30 @@ async fn validations_run_two_at_a_time_on_different_tables() {
     assert_eq!(validated, 3);
     assert_eq!(common::saved_count(&c).await, 0);
 }
+
+/// An item that ends its own transaction is not recorded as done: the run
+/// fails by name, saying what happened.
+#[tokio::test]
+async fn a_detached_after_sync_item_that_commits_itself_is_named() {
+    let (db, mut c) = setup("CREATE TABLE marker (step int)", true).await;
+    let statements = vec!["INSERT INTO marker VALUES (1); COMMIT".to_owned()];
+    let session = DbConfig::from_url(&db.url).unwrap();
+    let e = after_load::after_sync(
+        &mut c,
+        &statements,
+        Some("run-commit"),
+        LIMITS,
+        budget(),
+        Duration::from_millis(10),
+        Some(&session),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "AfterSyncFailed", "{e}");
+    assert!(e.to_string().contains("ended its own transaction"), "{e}");
+    assert_eq!(
+        common::count(&c, "SELECT count(*) FROM dbsync.after_sync_done").await,
+        0,
+        "not recorded as done"
+    );
+}

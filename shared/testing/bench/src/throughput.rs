@@ -222,14 +222,14 @@ fn dbsync_run_with(
 /// What a user would script: per table, truncate, then `psql COPY TO STDOUT`
 /// piped into `psql COPY FROM STDIN`, binary format (the faster one), two
 /// tables at a time, largest first.
-fn pipe_script(c: &Cluster, d: &Dataset) -> String {
+fn pipe_script(c: &Cluster, d: &Dataset, n_lanes: usize) -> String {
     let bin = c.bindir().display().to_string();
     let conn = format!("-h 127.0.0.1 -p {} -U postgres", c.port);
     let src = d.src.rsplit('/').next().unwrap().to_owned();
-    let lanes: Vec<Vec<String>> = (0..PARALLEL)
+    let lanes: Vec<Vec<String>> = (0..n_lanes)
         .map(|lane| {
             (0..d.tables)
-                .filter(|i| i % PARALLEL == lane)
+                .filter(|i| i % n_lanes == lane)
                 .map(|i| {
                     format!(
                         "{bin}/psql -X -q {conn} -d {p} -c 'TRUNCATE bench.t{i}' && \
@@ -271,7 +271,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
             let _ = std::fs::remove_dir_all(&versions);
             return rows;
         }
-        let script = pipe_script(&c, &d);
+        let script = pipe_script(&c, &d, PARALLEL);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for i in 0..RUNS {
             // Alternating which side goes first.
@@ -365,6 +365,19 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         whole.join(", ")
     ));
     let base = scaling[0].1.as_secs_f64();
+    // One worker against one pipe, table after table.
+    checkpoint(&c).await;
+    let one_pipe = sh(&pipe_script(&c, skew_d, 1));
+    let r1 = one_pipe.as_secs_f64() / base;
+    rows.push(Row {
+        section: "1",
+        what: "whole `dbsync run --parallelism 1`, skewed dataset: vs one binary psql COPY pipe, table after table".into(),
+        dbsync: format!("{base:.1} s"),
+        reference: format!("{:.1} s", one_pipe.as_secs_f64()),
+        ratio: format!("{r1:.2}×"),
+        goal: "≥ 1.0×".into(),
+        met: Some(r1 >= 1.0),
+    });
     rows.push(Row {
         section: "1",
         what: "whole `dbsync run` on the skewed dataset, by --parallelism (the big table split into block ranges)".into(),
