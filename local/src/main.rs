@@ -95,7 +95,7 @@ enum Command {
         version_query: Option<String>,
         #[command(flatten)]
         sync: SyncArgs,
-        /// Tables copied at once (and indexes rebuilt at once after the load).
+        /// Tables copied at once (and indexes rebuilt at once after the load, at least 2).
         #[arg(long, default_value_t = 4)]
         parallelism: usize,
         /// Load into staging's indexed tables instead of dropping the

@@ -95,7 +95,9 @@ impl LocalSteps {
                 } else {
                     dbsync_db::indexes::IndexDrop::All
                 },
-                index_jobs: cfg.parallelism.max(1),
+                // Index builds load staging, not production: at least two
+                // even when the copy reads production with one worker.
+                index_jobs: cfg.parallelism.max(2),
             },
             task: LocalTask {
                 table_mappings: cfg
