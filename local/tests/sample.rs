@@ -60,6 +60,8 @@ async fn chinook_syncs_into_a_stale_copy_of_itself() {
     dbsync_db::target::init_target(&mut c).await.unwrap();
     let fks_before = verify::foreign_keys(&c).await.unwrap();
     assert_eq!(fks_before.len(), 11);
+    let indexes_before = verify::indexes(&c).await.unwrap();
+    assert!(indexes_before.len() >= 11, "{indexes_before:?}");
 
     let dir = std::env::temp_dir().join(format!("dbsync-chinook-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -99,6 +101,11 @@ async fn chinook_syncs_into_a_stale_copy_of_itself() {
         verify::foreign_keys(&c).await.unwrap(),
         fks_before,
         "every FK (and its comment) as before"
+    );
+    assert_eq!(
+        verify::indexes(&c).await.unwrap(),
+        indexes_before,
+        "every index, dropped for the load and rebuilt, as before"
     );
     assert_eq!(
         verify::sequences_ahead(&c).await.unwrap(),
