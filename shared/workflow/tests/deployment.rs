@@ -190,55 +190,76 @@ fn the_definition_is_valid_for_the_local_engine() {
 /// to send its failures; parameter combinations are checked at deploy time.
 #[test]
 fn notifications_reach_someone_and_logs_expire() {
-    let template = read("template.yaml");
+    let (text, t) = (read("template.yaml"), template());
+    let resources = &t["Resources"];
     assert!(
-        !template.contains("alias/aws/sns"),
+        !text.contains("alias/aws/sns"),
         "an AWS-managed key cannot be granted to CloudWatch alarms"
     );
-    assert!(template.contains("      KmsMasterKeyId: !Ref NotificationKey\n"));
-    assert!(template.contains("EnableKeyRotation: true"));
+    assert_eq!(
+        tagged(&resources["FailureTopic"]["Properties"]["KmsMasterKeyId"]),
+        Some(("!Ref", "NotificationKey".to_owned()))
+    );
+    let key = &resources["NotificationKey"]["Properties"];
+    assert_eq!(key["EnableKeyRotation"].as_bool(), Some(true));
+    let principals: Vec<&str> = key["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("the key's policy statements")
+        .iter()
+        .filter_map(|s| s["Principal"]["Service"].as_str())
+        .collect();
     assert!(
-        template.contains("Service: cloudwatch.amazonaws.com"),
+        principals.contains(&"cloudwatch.amazonaws.com"),
         "CloudWatch alarms may use the key"
     );
     // Nothing of EventBridge's publishes to the topic: no grant nobody uses.
-    assert!(!template.contains("Service: events.amazonaws.com"));
+    assert!(!principals.contains(&"events.amazonaws.com"));
     for step in naming::STEPS {
         let base = naming::pascal(step);
-        assert!(
-            template.contains(&format!(
-                "      LoggingConfig:\n        LogGroup: !Ref {base}LogGroup\n"
-            )),
+        let function = &resources[format!("{base}Function").as_str()]["Properties"];
+        assert_eq!(
+            tagged(&function["LoggingConfig"]["LogGroup"]),
+            Some(("!Ref", format!("{base}LogGroup"))),
             "{base}Function logs to its declared log group"
         );
-        assert!(
-            template.contains(&format!(
-                "  {base}LogGroup:\n    Type: AWS::Logs::LogGroup\n"
-            )),
+        let group = &resources[format!("{base}LogGroup").as_str()];
+        assert_eq!(
+            group["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
             "{base}LogGroup is declared"
+        );
+        assert_eq!(
+            tagged(&group["Properties"]["RetentionInDays"]),
+            Some(("!Ref", "LogRetentionDays".to_owned())),
+            "{base}LogGroup expires"
         );
     }
     assert_eq!(
-        template
-            .matches("RetentionInDays: !Ref LogRetentionDays")
-            .count(),
-        naming::STEPS.len() + 1,
-        "every log group (and the state machine's) expires"
+        tagged(&resources["StateMachineLogGroup"]["Properties"]["RetentionInDays"]),
+        Some(("!Ref", "LogRetentionDays".to_owned())),
+        "the state machine's log group expires"
     );
-    let trigger = &template[template.find("  TriggerFunction:\n").unwrap()..];
-    let trigger = &trigger[..trigger[3..].find("\n  T").map_or(trigger.len(), |i| i + 3)];
-    assert!(trigger
-        .contains("OnFailure:\n            Type: SNS\n            Destination: !Ref FailureTopic"));
+    let on_failure = &resources["TriggerFunction"]["Properties"]["EventInvokeConfig"]
+        ["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"].as_str(), Some("SNS"));
+    assert_eq!(
+        tagged(&on_failure["Destination"]),
+        Some(("!Ref", "FailureTopic".to_owned()))
+    );
     for rule in [
         "SqlVersionsNeedTheSourceSecret",
         "S3VersionsNeedTheBucket",
         "ExactlyOneReplication",
     ] {
-        assert!(template.contains(&format!("  {rule}:\n")), "Rules: {rule}");
+        assert!(t["Rules"][rule].is_mapping(), "Rules: {rule}");
     }
-    assert!(
-        template.contains("NoSuccessfulSyncAlarm:") && template.contains("TriggerErrorsAlarm:")
-    );
+    for alarm in [
+        "NoSuccessfulSyncAlarm",
+        "TriggerErrorsAlarm",
+        "FailedExecutionsAlarm",
+    ] {
+        assert!(resources[alarm].is_mapping(), "{alarm}");
+    }
 }
 
 /// Each samconfig environment deploys its own stack, with every parameter a run needs.
@@ -296,34 +317,55 @@ fn the_longest_load_leaves_time_for_the_restore() {
 /// (In the key policy, `Resource: "*"` means the key itself.)
 #[test]
 fn iam_statements_are_scoped() {
-    let template = read("template.yaml");
-    for line in template.lines() {
-        let t = line
-            .trim()
-            .trim_start_matches("- ")
-            .trim_start_matches("Action: ");
-        if t.contains(':') && !t.contains(' ') {
-            assert!(
-                !t.ends_with('*') || t.starts_with("arn:"),
-                "wildcard action {t}"
-            );
+    use serde_yaml_ng::Value as Y;
+    // Every string an Action holds, through `!If [cond, a, b]` and lists.
+    fn strings(v: &Y, out: &mut Vec<String>) {
+        match v {
+            Y::String(s) => out.push(s.clone()),
+            Y::Sequence(items) => items.iter().for_each(|x| strings(x, out)),
+            Y::Tagged(t) => strings(&t.value, out),
+            _ => {}
         }
     }
-    let policies = &template[..template.find("  NotificationKey:").unwrap()];
-    let mut rest = policies;
+    // Every IAM statement (a mapping with an Effect) below `v`.
+    fn statements<'a>(v: &'a Y, out: &mut Vec<&'a Y>) {
+        match v {
+            Y::Mapping(m) => {
+                if m.contains_key("Effect") {
+                    out.push(v);
+                }
+                m.values().for_each(|x| statements(x, out));
+            }
+            Y::Sequence(items) => items.iter().for_each(|x| statements(x, out)),
+            Y::Tagged(t) => statements(&t.value, out),
+            _ => {}
+        }
+    }
+    let t = template();
     let mut wildcards = 0;
-    while let Some(i) = rest.find("Resource:\n                - \"*\"") {
-        let after = &rest[i..];
-        let statement_end = after[1..]
-            .find("\n            - ")
-            .map_or(after.len(), |j| j + 1);
-        let statement = &after[..statement_end.min(after.len())];
-        assert!(
-            statement.contains("aws:RequestedRegion: !Ref AWS::Region"),
-            "{statement}"
-        );
-        wildcards += 1;
-        rest = &after[10..];
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap_or_default();
+        let mut found = Vec::new();
+        statements(resource, &mut found);
+        for st in found {
+            let mut actions = Vec::new();
+            strings(&st["Action"], &mut actions);
+            for a in &actions {
+                assert!(!a.ends_with('*'), "{name}: wildcard action {a}");
+            }
+            let mut resources = Vec::new();
+            strings(&st["Resource"], &mut resources);
+            // In the key policy, `Resource: "*"` means the key itself.
+            if resources.iter().any(|r| r == "*") && name != "NotificationKey" {
+                let region = &st["Condition"]["StringEquals"]["aws:RequestedRegion"];
+                assert_eq!(
+                    tagged(region),
+                    Some(("!Ref", "AWS::Region".to_owned())),
+                    "{name}: a wildcard resource held to this region"
+                );
+                wildcards += 1;
+            }
+        }
     }
     assert_eq!(
         wildcards, 4,
