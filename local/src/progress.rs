@@ -96,23 +96,34 @@ impl Progress {
     }
 }
 
+/// The key a state's `ResultPath` (`$.key`) writes, read from the definition
+/// the run executes (one source: a renamed path cannot print blanks).
+fn result_key(state: &str) -> Option<&'static String> {
+    static KEYS: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let definition: Value =
+            serde_json::from_str(crate::config::DEFINITION).expect("the definition is JSON");
+        definition["States"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, st)| {
+                let path = st["ResultPath"].as_str()?.strip_prefix("$.")?;
+                (!path.contains('.')).then(|| (name.clone(), path.to_owned()))
+            })
+            .collect()
+    })
+    .get(state)
+}
+
 /// What a step's result says, in a few words.
 fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> String {
-    // Where each state keeps its result (its ResultPath in the definition).
-    let at = match state {
-        "Preflight" => "preflight",
-        "AcquireLease" | "TakeOverLease" => "lease",
-        "StopReplication" => "stop",
-        "FixSequencesAfterFailure" => "sequencesAfterFailure",
-        "RefreshViews" => "views",
-        "CheckSchemaVersions" => "versions",
-        "DropForeignKeys" => "dropFks",
-        "StartReplication" | "PollReplication" => "replication",
-        "RestoreForeignKeys" => "restore",
-        "CompensateRestoreForeignKeys" => "compensation",
-        "FixSequences" => "sequences",
-        _ => return String::new(),
+    // Where the state keeps its result: its ResultPath in the definition.
+    let Some(at) = result_key(state) else {
+        return String::new();
     };
+    let at = at.as_str();
     // A state whose task failed (and was caught) has no result to summarize;
     // each result is read as the step's own output type, so a renamed field
     // cannot print blanks.
@@ -305,6 +316,28 @@ mod tests {
             ""
         );
         assert_eq!(summarize("DropForeignKeys", &failed, None), "");
+    }
+
+    #[test]
+    fn every_summarized_state_writes_where_it_is_read() {
+        for state in [
+            "Preflight",
+            "AcquireLease",
+            "TakeOverLease",
+            "StopReplication",
+            "FixSequencesAfterFailure",
+            "RefreshViews",
+            "CheckSchemaVersions",
+            "DropForeignKeys",
+            "StartReplication",
+            "PollReplication",
+            "RestoreForeignKeys",
+            "CompensateRestoreForeignKeys",
+            "FixSequences",
+        ] {
+            assert!(result_key(state).is_some(), "{state} has no ResultPath");
+        }
+        assert_eq!(result_key("DropForeignKeys").unwrap(), "dropFks");
     }
 
     #[test]
