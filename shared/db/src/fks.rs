@@ -746,11 +746,10 @@ async fn validate_concurrently(
 ) -> Result<Vec<Option<Detached>>, StepError> {
     use futures_util::{stream::FuturesUnordered, StreamExt};
     let mut order: Vec<usize> = (0..works.len()).collect();
-    let mut running = vec![false; works.len()];
-    for (i, w) in works.iter().enumerate() {
-        let key = format!("validate {}", w.saved().key());
-        running[i] = crate::long::key_running(client, &key).await?;
-    }
+    let keys: Vec<String> = works.iter().map(|w| validate_key(w.saved())).collect();
+    let running =
+        crate::long::running_keys(client, &keys.iter().map(String::as_str).collect::<Vec<_>>())
+            .await?;
     order.sort_by_key(|&i| !running[i]);
     let mut outcomes: Vec<Option<Detached>> = works.iter().map(|_| None).collect();
     let mut busy: std::collections::BTreeSet<&str> = Default::default();
@@ -796,6 +795,11 @@ async fn validate_concurrently(
     Ok(outcomes)
 }
 
+/// A validation's key among the long statements.
+fn validate_key(s: &Saved) -> String {
+    format!("validate {}", s.key())
+}
+
 /// What a detached validation came to in this invocation.
 enum Detached {
     Done,
@@ -819,7 +823,7 @@ async fn validate_detached(
     let s = work.saved();
     let (what, key, statement) = (
         format!("validating {}", s.label()),
-        format!("validate {}", s.key()),
+        validate_key(s),
         work.statement(),
     );
     let job = crate::long::Job::new(&what, &key, &statement, opts.timeouts);

@@ -180,8 +180,6 @@ LEFT JOIN pg_catalog.pg_class li ON li.relnamespace = n.oid AND li.relname = s.i
 LEFT JOIN pg_catalog.pg_index lx ON lx.indexrelid = li.oid
 ORDER BY table_bytes DESC, s.table_schema, s.table_name, s.index_name";
 
-const COUNT_SAVED_INDEXES: &str = "SELECT pg_catalog.count(*) FROM dbsync.saved_index";
-
 /// One saved index.
 #[derive(Debug, Clone)]
 struct Saved {
@@ -432,13 +430,12 @@ pub async fn rebuild(
             conflicts.join(", ")
         )));
     }
-    for key in relabel {
-        client
-            .batch_execute(&format!(
-                "UPDATE dbsync.saved_index SET built = true WHERE {key}"
-            ))
-            .await
-            .map_err(err)?;
+    if !relabel.is_empty() {
+        let statements: String = relabel
+            .iter()
+            .map(|key| format!("UPDATE dbsync.saved_index SET built = true WHERE {key};\n"))
+            .collect();
+        client.batch_execute(&statements).await.map_err(err)?;
     }
     let mut out = Rebuilt::default();
     // One index that cannot be built does not hold back the others: they
@@ -488,7 +485,7 @@ async fn build(
     client: &mut Client,
     opts: &RebuildOptions<'_>,
     budget: Budget,
-    mut todo: Vec<Saved>,
+    todo: Vec<Saved>,
 ) -> Result<(u64, Vec<String>), StepError> {
     let Some(session) = opts.detach else {
         // Within the invocation, one at a time.
@@ -531,14 +528,18 @@ async fn build(
     // Builds an earlier invocation left running go first, so no more than
     // `jobs` run at once.
     let checker: &Client = client;
-    let mut running = Vec::with_capacity(todo.len());
-    for s in &todo {
-        let key = build_key(s);
-        running.push(crate::long::key_running(checker, &key).await?);
-    }
+    let keys: Vec<String> = todo.iter().map(build_key).collect();
+    let running = crate::long::running_keys(
+        checker,
+        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut order: Vec<usize> = (0..todo.len()).collect();
     order.sort_by_key(|&i| !running[i]);
-    todo = order.into_iter().map(|i| todo[i].clone()).collect();
+    let todo: Vec<(Saved, bool)> = order
+        .into_iter()
+        .map(|i| (todo[i].clone(), running[i]))
+        .collect();
     // At most `jobs` at once; the next starts when one is built. A build
     // still running when the invocation ends keeps its slot.
     let mut free = opts.jobs.max(1);
@@ -548,9 +549,9 @@ async fn build(
     loop {
         while free > 0 {
             match pending.next() {
-                Some(s) => {
+                Some((s, was_running)) => {
                     free -= 1;
-                    in_flight.push(build_one(checker, session, s, opts, budget));
+                    in_flight.push(build_one(checker, session, s, *was_running, opts, budget));
                 }
                 None => break,
             }
@@ -589,6 +590,7 @@ async fn build_one(
     checker: &Client,
     session: &DbConfig,
     s: &Saved,
+    was_running: bool,
     opts: &RebuildOptions<'_>,
     budget: Budget,
 ) -> Result<bool, StepError> {
@@ -596,8 +598,7 @@ async fn build_one(
     let statement = s.build_statement();
     let what = format!("building {}", s.label());
     let job = crate::long::Job::new(&what, &key, &statement, opts.timeouts);
-    let is_running = crate::long::running(checker, &job).await?;
-    if !is_running && budget.remaining() < opts.min_slice {
+    if !was_running && budget.remaining() < opts.min_slice {
         return Ok(false);
     }
     let built = || async {
@@ -635,21 +636,14 @@ fn build_key(s: &Saved) -> String {
     format!("index {}.{}.{}", s.schema, s.table, s.name)
 }
 
-/// How many indexes wait in `dbsync.saved_index` (for `plan` and reports).
+/// How many indexes wait in `dbsync.saved_index` (for `plan`).
 pub async fn saved_count(client: &Client) -> Result<i64, StepError> {
-    let exists: bool = client
+    Ok(client
         .query_one(
-            "SELECT pg_catalog.to_regclass('dbsync.saved_index') IS NOT NULL",
+            "SELECT CASE WHEN pg_catalog.to_regclass('dbsync.saved_index') IS NULL THEN 0::int8 \
+             ELSE (SELECT pg_catalog.count(*) FROM dbsync.saved_index) END",
             &[],
         )
-        .await
-        .map_err(|e| classify(e, "counting saved indexes"))?
-        .get(0);
-    if !exists {
-        return Ok(0);
-    }
-    Ok(client
-        .query_one(COUNT_SAVED_INDEXES, &[])
         .await
         .map_err(|e| classify(e, "counting saved indexes"))?
         .get(0))

@@ -113,22 +113,27 @@ where
 
 /// Whether the job's statement runs on some session now.
 pub async fn running(checker: &Client, job: &Job<'_>) -> Result<bool, StepError> {
-    key_running(checker, job.key).await
+    Ok(running_keys(checker, &[job.key]).await?[0])
 }
 
-/// Whether the statement of the job with `key` runs on some session now.
-pub async fn key_running(checker: &Client, key: &str) -> Result<bool, StepError> {
-    let row = checker
-        .query_one(
+/// For each key, whether its job's statement runs on some session now: one
+/// round trip however many jobs a step has.
+pub async fn running_keys(checker: &Client, keys: &[&str]) -> Result<Vec<bool>, StepError> {
+    let tags: std::collections::HashSet<String> = checker
+        .query(
             // `active` from the message's first statement to its last (a
             // failed block waiting for its ROLLBACK runs nothing).
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity \
-             WHERE application_name = $1 AND state = 'active' AND pid <> pg_catalog.pg_backend_pid())",
-            &[&tag_of(key)],
+            "SELECT DISTINCT application_name::text FROM pg_catalog.pg_stat_activity \
+             WHERE application_name LIKE 'dbsync-long:%' AND state = 'active' \
+               AND pid <> pg_catalog.pg_backend_pid()",
+            &[],
         )
         .await
-        .map_err(|e| classify(e, "looking for a running statement"))?;
-    Ok(row.get(0))
+        .map_err(|e| classify(e, "looking for running statements"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(keys.iter().map(|k| tags.contains(&tag_of(k))).collect())
 }
 
 /// Waits while the job's statement runs elsewhere, until `until`; `true`
