@@ -600,6 +600,12 @@ fn report(run: &run::LocalRun) {
     if run.interrupted {
         println!("interrupted: staging's foreign keys, sequences and run lease were put back; run again to refresh it");
     }
+    if run.kept_not_valid > 0 {
+        println!(
+            "{} foreign key(s) left NOT VALID: the partial copy left rows without their parents (nothing deleted); the next run validates them",
+            run.kept_not_valid
+        );
+    }
 }
 
 fn list(items: &[String]) -> String {

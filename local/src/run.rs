@@ -110,6 +110,9 @@ pub struct LocalRun {
     pub copy: dbsync_replicate::Progress,
     /// Ctrl-C or SIGTERM stopped it.
     pub interrupted: bool,
+    /// Foreign keys the failure path left NOT VALID (orphan rows from a
+    /// partial copy; saved, validated by the next run).
+    pub kept_not_valid: i64,
 }
 
 impl LocalRun {
@@ -160,10 +163,17 @@ pub async fn run_with_lock(cfg: &RunConfig, quiet: bool) -> Result<LocalRun, Ste
     watcher.abort();
     progress.finish();
     lock.release().await;
+    let result = result?;
+    let kept_not_valid = if result.error.is_some() {
+        kept_not_valid(&cfg.target).await
+    } else {
+        0
+    };
     Ok(LocalRun {
-        result: result?,
+        result,
         copy: steps.copy_progress(),
         interrupted: steps.interrupted(),
+        kept_not_valid,
     })
 }
 
@@ -196,6 +206,22 @@ async fn watch_signals(
         eprintln!("{}", left_behind(&target).await);
         std::process::exit(130);
     }
+}
+
+/// Saved foreign keys left NOT VALID on purpose (0 when it cannot tell).
+async fn kept_not_valid(target: &DbConfig) -> i64 {
+    let Ok(client) = target.connect().await else {
+        return 0;
+    };
+    client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.to_regclass('dbsync.saved_fk') IS NULL THEN 0::int8 \
+             ELSE (SELECT pg_catalog.count(*) FROM dbsync.saved_fk WHERE state = 'kept_not_valid') END",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
 }
 
 /// What an exit in the middle leaves on staging, read in at most a few seconds.
