@@ -128,8 +128,11 @@ pub(crate) async fn split(
         p.tables_total = tables.len();
         p.bytes_total = tables.iter().map(|t| t.bytes.max(1)).sum();
     }
-    // Experiment hook (benchmarks): DBSYNC_SPLIT=off copies every table whole.
-    let split_workers = if std::env::var("DBSYNC_SPLIT").as_deref() == Ok("off") {
+    // DBSYNC_SPLIT=off copies every table whole (the benchmark's comparison).
+    let split_workers = if dbsync_workflow::config::var(dbsync_workflow::vars::DBSYNC_SPLIT)
+        .as_deref()
+        == Some("off")
+    {
         1
     } else {
         workers

@@ -71,6 +71,8 @@ vars! {
     /// Tests: S3 path-style addressing (an emulator).
     S3_FORCE_PATH_STYLE = "false";
     STATE_MACHINE_ARN;
+    /// The local copy: `off` copies every table whole (no block ranges).
+    DBSYNC_SPLIT = "auto";
 }
 
 /// Whether dbsync reads `name`.

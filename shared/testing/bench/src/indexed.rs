@@ -11,9 +11,12 @@ use std::{
 };
 
 use dbsync_db::DbConfig;
-use dbsync_testpg::Cluster;
 
-use crate::{server, Args, Row};
+use crate::{
+    server,
+    throughput::{checkpoint, exec, median, shell},
+    Args, Row,
+};
 
 /// Jobs on every side (the machine's 2 cores).
 const JOBS: usize = 2;
@@ -75,38 +78,6 @@ fn data(scale: f64) -> String {
     )
 }
 
-async fn exec(url: &str, sql: &str) {
-    let c = DbConfig::from_url(url).unwrap().connect().await.unwrap();
-    c.batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e:?}", &sql[..sql.len().min(80)]));
-}
-
-fn sh(script: &str, path: &str) -> (Duration, String) {
-    let t = Instant::now();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .env("PATH", path)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        t.elapsed(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// pgcopydb from Debian, installed when missing and allowed (root).
 fn pgcopydb() -> Option<PathBuf> {
     let find = || {
@@ -159,10 +130,6 @@ fn phases(log: &str, total: Duration) -> Vec<(String, f64)> {
         ("indexes + FK validation".into(), restore),
         ("rest".into(), rest),
     ]
-}
-
-async fn checkpoint(c: &Cluster) {
-    exec(&c.url("postgres"), "CHECKPOINT").await;
 }
 
 pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
@@ -231,13 +198,13 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
     let mut split: Vec<Vec<(String, f64)>> = Vec::new();
     for _ in 0..RUNS {
         checkpoint(&c).await;
-        let (took, log) = sh(&dbsync_cmd, &path);
+        let (took, log) = shell(&dbsync_cmd, Some(&path));
         ours.push(took);
         split.push(phases(&log, took));
 
         // As before this release: loading into the indexed tables.
         checkpoint(&c).await;
-        let (took, log) = sh(&format!("{dbsync_cmd} --keep-indexes"), &path);
+        let (took, log) = shell(&format!("{dbsync_cmd} --keep-indexes"), Some(&path));
         kept.push((took, phases(&log, took)));
 
         if let Some(pgcopydb) = &copydb {
@@ -245,7 +212,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
             let _ = std::fs::remove_dir_all(&work);
             checkpoint(&c).await;
             pgc.push(
-                sh(
+                shell(
                     &format!(
                         "{} clone --source {} --target {} --table-jobs {JOBS} --index-jobs {JOBS} --skip-vacuum --dir {} --no-owner",
                         pgcopydb.display(),
@@ -253,7 +220,7 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
                         c.url("ix_pgcopydb"),
                         work.display()
                     ),
-                    &path,
+                    Some(&path),
                 )
                 .0,
             );
@@ -263,12 +230,12 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
         let _ = std::fs::remove_dir_all(&work);
         checkpoint(&c).await;
         dump.push(
-            sh(
+            shell(
                 &format!(
                     "pg_dump {conn} -d ix_src -Fd -j{JOBS} -f {w} && pg_restore {conn} -d ix_dump -j{JOBS} {w}",
                     w = work.display()
                 ),
-                &path,
+                Some(&path),
             )
             .0,
         );

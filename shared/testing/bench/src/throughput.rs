@@ -47,30 +47,41 @@ fn shapes() -> [Shape; 2] {
     ]
 }
 
-async fn exec(url: &str, sql: &str) {
+pub(crate) async fn exec(url: &str, sql: &str) {
     let cfg = DbConfig::from_url(url).unwrap();
     let c = cfg.connect().await.unwrap_or_else(|e| panic!("{e}"));
     c.batch_execute(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .unwrap_or_else(|e| panic!("{}: {e:?}", &sql[..sql.len().min(80)]));
 }
 
 fn sh(script: &str) -> Duration {
-    let t = Instant::now();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.elapsed()
+    shell(script, None).0
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+/// Runs `script` with `sh -c` (with `path` as PATH when given); its time
+/// and what it printed. Fails the bench when it fails.
+pub(crate) fn shell(script: &str, path: Option<&str>) -> (Duration, String) {
+    let t = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.output().expect("sh");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        t.elapsed(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
@@ -248,7 +259,7 @@ fn pipe_script(c: &Cluster, d: &Dataset, n_lanes: usize) -> String {
         + "\nwait"
 }
 
-async fn checkpoint(c: &Cluster) {
+pub(crate) async fn checkpoint(c: &Cluster) {
     // Each measured run starts with the same amount of dirty data behind it.
     exec(&c.url("postgres"), "CHECKPOINT").await;
 }
