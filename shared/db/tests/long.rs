@@ -256,19 +256,22 @@ async fn an_after_sync_statement_longer_than_an_invocation_takes_several() {
     }
 }
 
-/// A detached `after_sync` statement that fails while its invocation waits
-/// is named by position, and its effect is rolled back.
-#[tokio::test]
-async fn a_detached_after_sync_statement_that_fails_is_named_by_position() {
+/// One detached `after_sync` invocation of `item` on a fresh target with a
+/// `marker` table, watched to its end: the error it fails with (and the
+/// database, kept alive, with a client on it).
+async fn failing_detached_item(
+    item: &str,
+) -> (
+    dbsync_workflow::StepError,
+    dbsync_testpg::TestDb,
+    tokio_postgres::Client,
+) {
     let (db, mut c) = setup("CREATE TABLE marker (step int)", true).await;
-    let statements = vec![
-        "INSERT INTO marker VALUES (1); SELECT 1 / (SELECT count(*) - 1 FROM marker)".to_owned(),
-    ];
     let session = DbConfig::from_url(&db.url).unwrap();
     let e = after_load::after_sync(
         &mut c,
-        &statements,
-        Some("run-fail"),
+        &[item.to_owned()],
+        Some("run-failing"),
         LIMITS,
         budget(),
         Duration::from_millis(10),
@@ -276,6 +279,17 @@ async fn a_detached_after_sync_statement_that_fails_is_named_by_position() {
     )
     .await
     .unwrap_err();
+    (e, db, c)
+}
+
+/// A detached `after_sync` statement that fails while its invocation waits
+/// is named by position, and its effect is rolled back.
+#[tokio::test]
+async fn a_detached_after_sync_statement_that_fails_is_named_by_position() {
+    let (e, _db, c) = failing_detached_item(
+        "INSERT INTO marker VALUES (1); SELECT 1 / (SELECT count(*) - 1 FROM marker)",
+    )
+    .await;
     assert_eq!(e.name(), "AfterSyncFailed", "{e}");
     assert!(e.to_string().contains("statement 1 of 1"), "{e}");
     assert!(
@@ -341,20 +355,7 @@ async fn validations_run_two_at_a_time_on_different_tables() {
 /// fails by name, saying what happened.
 #[tokio::test]
 async fn a_detached_after_sync_item_that_commits_itself_is_named() {
-    let (db, mut c) = setup("CREATE TABLE marker (step int)", true).await;
-    let statements = vec!["INSERT INTO marker VALUES (1); COMMIT".to_owned()];
-    let session = DbConfig::from_url(&db.url).unwrap();
-    let e = after_load::after_sync(
-        &mut c,
-        &statements,
-        Some("run-commit"),
-        LIMITS,
-        budget(),
-        Duration::from_millis(10),
-        Some(&session),
-    )
-    .await
-    .unwrap_err();
+    let (e, _db, c) = failing_detached_item("INSERT INTO marker VALUES (1); COMMIT").await;
     assert_eq!(e.name(), "AfterSyncFailed", "{e}");
     assert!(e.to_string().contains("ended its own transaction"), "{e}");
     assert_eq!(
