@@ -21,12 +21,13 @@ REGION ?= us-east-1
 # The functions, as SAM logical id = binary (= package) name.
 FUNCTIONS := PreflightFunction=preflight LeaseFunction=lease VersionCheckFunction=version-check \
              DropFksFunction=drop-fks StartDmsFunction=start-dms PollDmsFunction=poll-dms \
+             PlanCopyFunction=plan-copy CopyPieceFunction=copy-piece \
              RestoreFksFunction=restore-fks FixSequencesFunction=fix-sequences \
              RefreshViewsFunction=refresh-views AfterLoadFunction=after-load TriggerFunction=trigger
 BINARIES := $(foreach f,$(FUNCTIONS),--bin $(word 2,$(subst =, ,$(f))))
 # The functions that open database connections get the CA bundle beside their
 # binary (the template points DB_SSLROOTCERT at it).
-DB_BINARIES := lease version-check drop-fks restore-fks fix-sequences refresh-views after-load
+DB_BINARIES := lease version-check drop-fks restore-fks fix-sequences refresh-views after-load plan-copy copy-piece
 DB_FUNCTION_IDS := $(foreach f,$(FUNCTIONS),$(if $(filter $(word 2,$(subst =, ,$(f))),$(DB_BINARIES)),$(word 1,$(subst =, ,$(f)))))
 
 # RDS certificates chain to Amazon's RDS CAs, which are in no public root

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use dbsync_db::{fks::OrphanPolicy, DbConfig, Selection};
+use dbsync_workflow::config::CopyEngine;
 use dbsync_workflow::{naming, steps::replication::PollConfig, sync_config::SyncConfig, StepError};
 
 /// The one state machine definition, as deployed.
@@ -26,11 +27,11 @@ pub const LOCAL_POLL: PollConfig = PollConfig {
 pub const LOCAL_REGION: &str = "local";
 
 /// Mappings that select every user table (what `--table-mappings` defaults to).
-pub const ALL_TABLES: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "all", "object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}]}"#;
+pub use dbsync_workflow::steps::preflight::ALL_TABLES;
 
 /// The definition with local ARNs in place of the template's substitutions.
-pub fn local_definition() -> Result<String, StepError> {
-    naming::substitute(DEFINITION, LOCAL)
+pub fn local_definition(engine: CopyEngine) -> Result<String, StepError> {
+    naming::substitute_for(DEFINITION, LOCAL, engine)
 }
 
 /// Where schema versions come from in a local run.
@@ -63,4 +64,9 @@ pub struct RunConfig {
     pub fail_table: Option<String>,
     /// Data rules (applied in flight by the copy) and `after_sync` SQL.
     pub sync: SyncConfig,
+    /// Who copies: the local replicator behind the DMS states, or the Lambda
+    /// engine's plan and copy-piece handlers (`--engine lambda`).
+    pub engine: CopyEngine,
+    /// The Lambda engine's piece size, in MB.
+    pub piece_mb: u64,
 }

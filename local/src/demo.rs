@@ -203,6 +203,8 @@ pub async fn run(scale: f64, keep: bool) -> Result<ExitCode, StepError> {
         orphan_policy: dbsync_db::fks::OrphanPolicy::Fail,
         parallelism: 4,
         keep_indexes: false,
+        engine: Default::default(),
+        piece_mb: dbsync_workflow::vars::default_u64(dbsync_workflow::vars::COPY_PIECE_MB),
         time_scale: 0.05,
         fail_table: None,
         sync: Default::default(),

@@ -102,6 +102,14 @@ enum Command {
         /// indexes for the load and rebuilding them after it.
         #[arg(long)]
         keep_indexes: bool,
+        /// Who copies: `dms` (the local replicator in DMS's place, one
+        /// snapshot for every table) or `lambda` (the AWS Lambda engine's
+        /// plan and copy-piece handlers, run in this process, --parallelism lanes).
+        #[arg(long, default_value = "dms", value_parser = ["dms", "lambda"])]
+        engine: String,
+        /// The Lambda engine: tables larger than this many MB are copied in pieces of about this size.
+        #[arg(long, value_name = "MB", default_value = dbsync_workflow::vars::default(dbsync_workflow::vars::COPY_PIECE_MB), value_parser = clap::value_parser!(u64).range(1..=65536))]
+        piece_mb: u64,
         /// Print the final status and output as JSON (and no progress).
         #[arg(long)]
         json: bool,
@@ -321,6 +329,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
             sync,
             parallelism,
             keep_indexes,
+            engine,
+            piece_mb,
             json,
             inject_copy_failure,
         } => {
@@ -343,6 +353,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, StepError> {
                 time_scale: 0.05,
                 fail_table: inject_copy_failure,
                 sync: sync_config(&sync, true)?,
+                engine: engine.parse()?,
+                piece_mb,
             };
             before_the_lock(&cfg).await?;
             let run = run_with_lock(&cfg, json).await?;

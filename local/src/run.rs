@@ -25,7 +25,7 @@ pub async fn run_sync(
     steps: Arc<LocalSteps>,
     observer: Arc<dyn Observer>,
 ) -> Result<ExecutionResult, StepError> {
-    let machine = StateMachine::from_json(&local_definition()?).map_err(|e| {
+    let machine = StateMachine::from_json(&local_definition(cfg.engine)?).map_err(|e| {
         StepError::Configuration(format!("the state machine definition is invalid: {e:?}"))
     })?;
     let name = format!(

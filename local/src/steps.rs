@@ -14,8 +14,12 @@ use dbsync_asl::{TaskError, TaskRequest};
 use dbsync_db::{
     steps as db_steps, version::SqlVersionSource, Budget, Db, DbConfig, StepEnv, Timeouts,
 };
-use dbsync_replicate::{LocalReplicator, ReplicateOptions};
+use dbsync_replicate::{
+    pieces::{self, CopyConfig},
+    LocalReplicator, ReplicateOptions,
+};
 use dbsync_workflow::{
+    config::CopyEngine,
     ports::{EndpointInfo, InspectTask, StopTask, TaskConfig, TaskStatus},
     steps::{poll_dms, preflight, start_dms, version_check},
     StepError,
@@ -61,6 +65,10 @@ pub type Notifier = Box<dyn Fn(&str, &str) + Send + Sync>;
 /// The in-process "Lambdas" of a local run.
 pub struct LocalSteps {
     env: StepEnv,
+    engine: CopyEngine,
+    /// What each in-process copy-piece "Lambda" gets: its own sessions, as
+    /// each real invocation has (lanes run at once).
+    copy: CopyConfig,
     task: LocalTask,
     source: DbConfig,
     versions: Versions,
@@ -74,6 +82,22 @@ pub struct LocalSteps {
 impl LocalSteps {
     pub fn new(cfg: &RunConfig, notify: Notifier) -> Self {
         Self {
+            engine: cfg.engine,
+            copy: CopyConfig {
+                source: cfg
+                    .source
+                    .clone()
+                    .with_application_name("dbsync-local-copy"),
+                target: cfg
+                    .target
+                    .clone()
+                    .with_application_name("dbsync-local-copy"),
+                selection: cfg.selection.clone(),
+                sync: cfg.sync.clone(),
+                piece_bytes: cfg.piece_mb as i64 * 1024 * 1024,
+                concurrency: cfg.parallelism.max(1) as u32,
+                fail_table: cfg.fail_table.clone(),
+            },
             env: StepEnv {
                 db: Db::new(cfg.target.clone().with_application_name("dbsync-local")),
                 // Local runs reach production: the lease step checks it answers before any change.
@@ -143,6 +167,7 @@ impl LocalSteps {
             "restore-fks" | "fix-sequences" => false,
             "lease" => payload["action"] != "release",
             "poll-dms" => payload["mode"] != "stop",
+            "plan-copy" => payload["action"] != "stop",
             _ => true,
         }
     }
@@ -223,6 +248,8 @@ impl LocalSteps {
                     task_arn: LOCAL_TASK_ARN.into(),
                     kind: dbsync_workflow::steps::replication::ReplicationKind::Task,
                     notify_on_success: false,
+                    engine: self.engine,
+                    table_mappings: Some(self.task.table_mappings.clone()),
                 };
                 out(preflight::handle(&self.task, &config, payload).await)
             }
@@ -239,6 +266,8 @@ impl LocalSteps {
             "fix-sequences" => out(db_steps::fix_sequences(&self.env, payload, budget()).await),
             "refresh-views" => out(db_steps::refresh_views(&self.env, payload, budget()).await),
             "after-load" => db_steps::after_load(&self.env, payload, budget()).await,
+            "plan-copy" => pieces::plan_copy(&self.copy.env(), payload, budget()).await,
+            "copy-piece" => out(pieces::copy_lane(&self.copy.env(), payload, budget()).await),
             other => Err(StepError::Configuration(format!("no step named {other:?}"))),
         }
     }

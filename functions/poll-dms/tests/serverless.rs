@@ -342,6 +342,8 @@ async fn preflight_reads_the_config_and_refuses_what_a_task_would_be_refused_for
         task_arn: CONFIG.into(),
         kind: ReplicationKind::Serverless,
         notify_on_success: false,
+        engine: dbsync_workflow::config::CopyEngine::Dms,
+        table_mappings: None,
     };
     let (c, d, e) = (
         config(MigrationTypeValue::FullLoad, settings),
@@ -351,7 +353,7 @@ async fn preflight_reads_the_config_and_refuses_what_a_task_would_be_refused_for
     let out = preflight::handle(&mocked_serverless(&[&c, &d, &e]), &cfg, json!({}))
         .await
         .unwrap();
-    assert_eq!(out.target.database, "app");
+    assert_eq!(out.target.expect("a target endpoint").database, "app");
     assert!(out.table_mappings.contains("\"app\""));
     // CDC and a running replication: refused by name before any change.
     let (c, d, e) = (

@@ -72,6 +72,8 @@ async fn run(rules: &[&Rule]) -> Result<serde_json::Value, StepError> {
         task_arn: TASK.into(),
         kind: dbsync_workflow::steps::replication::ReplicationKind::Task,
         notify_on_success: false,
+        engine: dbsync_workflow::config::CopyEngine::Dms,
+        table_mappings: None,
     };
     preflight::handle(&client(rules), &config, json!({"execution": "sync-x"}))
         .await

@@ -16,6 +16,7 @@
 //! | `REFRESH_VIEWS` | `false`: leave the materialized views over synced tables as they are | `true` |
 //! | `SYNC_CONFIG` | the sync configuration file (data rules, `after_sync`); the build packages it | none |
 //! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
+//! | `COPY_ENGINE` | `dms` or `lambda` (masks applied in flight, every index dropped for the load) | `dms` |
 //! | `MASK_SALT_SECRET_ARN` / `DBSYNC_MASK_SALT` | the deterministic data rules' salt: a secret holding it, or the value (lease, after-load; see [`salted`]) | none |
 
 use std::{
@@ -108,6 +109,7 @@ impl StepEnv {
     /// `secrets` reads `DB_SECRET_ARN` when that is how the target is given.
     pub fn from_env(app: &str, secrets: Option<Arc<dyn SecretReader>>) -> Result<Self, StepError> {
         let timeouts = timeouts_from_env()?;
+        let engine = config::CopyEngine::from_env()?;
         let source = if config::var(vars::SOURCE_DATABASE_URL).is_some()
             || config::var(vars::SOURCE_DB_SECRET_ARN).is_some()
         {
@@ -143,8 +145,13 @@ impl StepEnv {
                 Duration::from_millis(vars::default_u64(vars::TIME_MARGIN_MS)),
             )?,
             sync: SyncConfig::from_env()?,
-            masked_in_flight: false,
-            index_drop: crate::indexes::IndexDrop::AllButPrimaryKeys,
+            // The Lambda engine selects masked values from production; DMS
+            // needs the primary keys for its LOB lookups, the Lambda engine does not.
+            masked_in_flight: engine == config::CopyEngine::Lambda,
+            index_drop: match engine {
+                config::CopyEngine::Dms => crate::indexes::IndexDrop::AllButPrimaryKeys,
+                config::CopyEngine::Lambda => crate::indexes::IndexDrop::All,
+            },
             index_jobs: crate::indexes::DEFAULT_JOBS,
         })
     }

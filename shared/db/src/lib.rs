@@ -141,7 +141,7 @@ pub async fn selected_oids(
 /// guard, so a database never opted in is refused by name before anything is
 /// created in it. A catalog-only statement: a short limit of its own,
 /// whatever is left of the step's budget.
-pub(crate) async fn create_bookkeeping(
+pub async fn create_bookkeeping(
     client: &mut tokio_postgres::Client,
     ddl: &str,
     timeouts: Timeouts,
@@ -156,7 +156,7 @@ pub(crate) async fn create_bookkeeping(
 
 /// Opens a step's transaction: empty search path, time limits within the
 /// budget, the dbsync lock and (with `guard`) the target opt-in check.
-pub(crate) async fn step_transaction<'a>(
+pub async fn step_transaction<'a>(
     client: &'a mut tokio_postgres::Client,
     timeouts: Timeouts,
     budget: Budget,

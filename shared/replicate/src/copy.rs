@@ -170,7 +170,7 @@ pub(crate) async fn worker(
             None => Load::Whole {
                 freeze: opts.freeze,
             },
-            Some((start, end)) => Load::Range { start, end },
+            Some((start, end)) => Load::Part(block_filter(start, end)),
         };
         let result = copy_piece(
             &source,
@@ -196,7 +196,7 @@ pub(crate) async fn worker(
 /// A copy that broke a constraint or a type's rules on a masked table: say
 /// which data rules wrote into it (a masked value must satisfy staging's
 /// constraints, e.g. `random_int` under `CHECK (age >= 18)`).
-fn name_mask_rules(e: StepError, masks: &MaskPlan, t: &TableCopy) -> StepError {
+pub(crate) fn name_mask_rules(e: StepError, masks: &MaskPlan, t: &TableCopy) -> StepError {
     match e {
         StepError::Database { code, message }
             if code.starts_with("23") || code.starts_with("22") =>
@@ -216,12 +216,21 @@ fn name_mask_rules(e: StepError, masks: &MaskPlan, t: &TableCopy) -> StepError {
 }
 
 /// How a piece is loaded.
-#[derive(Debug, Clone, Copy)]
-enum Load {
+#[derive(Debug, Clone)]
+pub(crate) enum Load {
     /// The whole table: truncated and loaded in one transaction, user triggers off.
     Whole { freeze: bool },
-    /// Blocks `[start, end)` of a table truncated up front (no user triggers).
-    Range { start: i64, end: Option<i64> },
+    /// The rows of a table emptied up front (no user triggers on) that match
+    /// this condition: a block range, or a key range (the Lambda engine).
+    Part(String),
+}
+
+/// The condition selecting blocks `[start, end)` (TID range scan, PostgreSQL 14+).
+pub(crate) fn block_filter(start: i64, end: Option<i64>) -> String {
+    let upper = end
+        .map(|e| format!(" AND ctid < '({e},0)'::pg_catalog.tid"))
+        .unwrap_or_default();
+    format!("ctid >= '({start},0)'::pg_catalog.tid{upper}")
 }
 
 /// Loads one piece in one target transaction; returns the rows copied.
@@ -234,10 +243,26 @@ async fn copy_piece(
     binary: bool,
     fail_table: Option<&str>,
 ) -> Result<u64, StepError> {
+    let err = |e| classify(e, &format!("copying {}", t.qualified()));
+    target.batch_execute("BEGIN").await.map_err(err)?;
+    let rows = load(source, target, t, select, &how, binary, fail_table).await?;
+    target.batch_execute("COMMIT").await.map_err(err)?;
+    Ok(rows)
+}
+
+/// Loads one piece inside the target's open transaction; returns the rows copied.
+pub(crate) async fn load(
+    source: &Client,
+    target: &Client,
+    t: &TableCopy,
+    select: &str,
+    how: &Load,
+    binary: bool,
+    fail_table: Option<&str>,
+) -> Result<u64, StepError> {
     let ctx = format!("copying {}", t.qualified());
     let err = |e| classify(e, &ctx);
     let (name, cols) = (t.qualified(), t.column_list());
-    target.batch_execute("BEGIN").await.map_err(err)?;
     // User triggers stay quiet for copied rows (a BEFORE INSERT trigger would
     // rewrite them, audit triggers would log them). Switched off and back on
     // inside this transaction: a crash can never leave one disabled.
@@ -254,17 +279,9 @@ async fn copy_piece(
                 .batch_execute(&format!("TRUNCATE ONLY {name}"))
                 .await
                 .map_err(err)?;
-            (String::new(), if freeze { ", FREEZE" } else { "" })
+            (String::new(), if *freeze { ", FREEZE" } else { "" })
         }
-        Load::Range { start, end } => {
-            let upper = end
-                .map(|e| format!(" AND ctid < '({e},0)'::pg_catalog.tid"))
-                .unwrap_or_default();
-            (
-                format!(" WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}"),
-                "",
-            )
-        }
+        Load::Part(condition) => (format!(" WHERE {condition}"), ""),
     };
     let format = if binary { "binary" } else { "text" };
     let out = source
@@ -292,6 +309,5 @@ async fn copy_piece(
     if let Some(on) = dbsync_db::triggers::triggers_statement(&name, &triggers, true) {
         target.batch_execute(&on).await.map_err(err)?;
     }
-    target.batch_execute("COMMIT").await.map_err(err)?;
     Ok(rows)
 }

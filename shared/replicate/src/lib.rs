@@ -37,6 +37,7 @@
 //! (`ports.rs`); this file holds the options, the progress and [`replicate`].
 
 mod copy;
+pub mod pieces;
 mod plan;
 mod ports;
 
@@ -55,7 +56,10 @@ use dbsync_workflow::{
 use crate::copy::{copy_formats, worker, Plans};
 use crate::plan::split;
 
-pub use plan::{block_ranges, piece_counts, plan, TableCopy, MIN_PIECE_BYTES};
+pub use plan::{
+    block_ranges, key_bounds, piece_counts, pieces_by_size, plan, primary_key, Key, TableCopy,
+    MIN_PIECE_BYTES,
+};
 pub use ports::LocalReplicator;
 
 /// How a replication is set up.

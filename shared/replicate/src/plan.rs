@@ -67,6 +67,145 @@ pub fn block_ranges(blocks: i64, n: usize) -> Vec<(i64, Option<i64>)> {
         .collect()
 }
 
+/// Pieces a table of `bytes` is copied in by the Lambda engine: one per
+/// `piece_bytes` started, so each copies well within one invocation.
+pub fn pieces_by_size(bytes: i64, piece_bytes: i64) -> usize {
+    let piece = piece_bytes.max(1);
+    (bytes.max(0) + piece - 1).div_euclid(piece).max(1) as usize
+}
+
+/// A table's primary key: its columns and their types, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub columns: Vec<(String, String)>,
+}
+
+const PRIMARY_KEY: &str = "
+SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1::text::pg_catalog.regclass AND i.indisprimary AND k.ord <= i.indnkeyatts
+ORDER BY k.ord";
+
+impl Key {
+    /// `ROW(k1, k2)`.
+    fn row(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|(c, _)| ident(c)).collect();
+        format!("ROW({})", cols.join(", "))
+    }
+
+    /// `ROW('v1'::t1, 'v2'::t2)`: values as text, each read back by its column's type.
+    fn values(&self, values: &[String]) -> String {
+        let vals: Vec<String> = self
+            .columns
+            .iter()
+            .zip(values)
+            .map(|((_, ty), v)| format!("{}::{ty}", dbsync_db::sql::literal(v)))
+            .collect();
+        format!("ROW({})", vals.join(", "))
+    }
+
+    /// The rows whose key is in `[low, high)` (an open side: no bound).
+    /// `None` when a bound does not have one value per key column.
+    pub fn filter(&self, low: Option<&[String]>, high: Option<&[String]>) -> Option<String> {
+        let n = self.columns.len();
+        if low.is_some_and(|v| v.len() != n) || high.is_some_and(|v| v.len() != n) {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if let Some(v) = low {
+            parts.push(format!("{} >= {}", self.row(), self.values(v)));
+        }
+        if let Some(v) = high {
+            parts.push(format!("{} < {}", self.row(), self.values(v)));
+        }
+        Some(if parts.is_empty() {
+            "true".into()
+        } else {
+            parts.join(" AND ")
+        })
+    }
+}
+
+/// The primary key of `t` (a leaf table), if it has one.
+pub async fn primary_key(source: &Client, t: &TableCopy) -> Result<Option<Key>, StepError> {
+    let rows = source
+        .query_typed(PRIMARY_KEY, &[(&t.qualified(), Type::TEXT)])
+        .await
+        .map_err(|e| classify(e, &format!("reading the key of {}", t.qualified())))?;
+    Ok((!rows.is_empty()).then(|| Key {
+        columns: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    }))
+}
+
+/// Up to `n - 1` key values cutting `t` into `n` ranges of about equal rows,
+/// from a block sample of the table (a few thousand keys), as text. Keys,
+/// unlike block ranges, do not move when a row is updated between pieces
+/// copied at different moments. Fewer (even none) when the sample is small.
+pub async fn key_bounds(
+    source: &Client,
+    t: &TableCopy,
+    key: &Key,
+    n: usize,
+) -> Result<Vec<Vec<String>>, StepError> {
+    let ctx = format!("sampling the keys of {}", t.qualified());
+    let err = |e| classify(e, &ctx);
+    if n < 2 {
+        return Ok(Vec::new());
+    }
+    let estimate: f64 = source
+        .query_one(
+            "SELECT greatest(reltuples, 0)::float8 FROM pg_catalog.pg_class WHERE oid = $1::text::pg_catalog.regclass",
+            &[&t.qualified()],
+        )
+        .await
+        .map_err(err)?
+        .get(0);
+    // Never analyzed: guess from the size (about 100 bytes a row).
+    let rows = if estimate > 0.0 {
+        estimate
+    } else {
+        (t.bytes / 100).max(1) as f64
+    };
+    let wanted = (200 * n).max(2000) as f64;
+    let percent = (100.0 * wanted / rows).clamp(0.01, 100.0);
+    let cols: Vec<String> = key.columns.iter().map(|(c, _)| ident(c)).collect();
+    let texts: Vec<String> = cols.iter().map(|c| format!("{c}::text")).collect();
+    // ISO dates and exact floats: the text reads back as the same value anywhere.
+    source
+        .batch_execute("SET DateStyle = ISO; SET extra_float_digits = 3")
+        .await
+        .map_err(err)?;
+    let sample = source
+        .query(
+            &format!(
+                "SELECT ARRAY[{}] FROM ONLY {} TABLESAMPLE SYSTEM ({percent}) ORDER BY {}",
+                texts.join(", "),
+                t.qualified(),
+                cols.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    source
+        .batch_execute("RESET DateStyle; RESET extra_float_digits")
+        .await
+        .map_err(err)?;
+    let keys: Vec<Vec<String>> = sample.iter().map(|r| r.get(0)).collect();
+    let mut bounds: Vec<Vec<String>> = Vec::new();
+    for k in 1..n {
+        let Some(b) = keys.get(k * keys.len() / n) else {
+            break;
+        };
+        if k * keys.len() / n > 0 && bounds.last() != Some(b) {
+            bounds.push(b.clone());
+        }
+    }
+    Ok(bounds)
+}
+
 /// One table to copy.
 #[derive(Debug, Clone)]
 pub struct TableCopy {
@@ -234,6 +373,33 @@ mod tests {
         // A lone table is split for every worker, but not below the piece floor.
         assert_eq!(piece_counts(&[1024 * MB], 2), vec![4]);
         assert_eq!(piece_counts(&[20 * MB], 8), vec![2]);
+    }
+
+    #[test]
+    fn pieces_follow_the_size_rule() {
+        assert_eq!(pieces_by_size(0, 512 * MB), 1);
+        assert_eq!(pieces_by_size(512 * MB, 512 * MB), 1);
+        assert_eq!(pieces_by_size(512 * MB + 1, 512 * MB), 2);
+        assert_eq!(pieces_by_size(10 * 1024 * MB, 512 * MB), 20);
+    }
+
+    #[test]
+    fn key_filters_bound_every_key_column_and_quote_values() {
+        let key = Key {
+            columns: vec![("id".into(), "bigint".into()), ("at".into(), "text".into())],
+        };
+        let low = vec!["10".to_string(), "it's".to_string()];
+        assert_eq!(
+            key.filter(Some(&low), None).unwrap(),
+            "ROW(id, at) >= ROW(E'10'::bigint, E'it''s'::text)"
+        );
+        assert_eq!(
+            key.filter(None, Some(&low)).unwrap(),
+            "ROW(id, at) < ROW(E'10'::bigint, E'it''s'::text)"
+        );
+        assert_eq!(key.filter(None, None).unwrap(), "true");
+        // A bound that does not fit the key (it changed since the plan): refused.
+        assert_eq!(key.filter(Some(&low[..1]), None), None);
     }
 
     #[test]

@@ -80,6 +80,58 @@ pub fn flag(name: &str, default: bool) -> Result<bool, StepError> {
     }
 }
 
+/// A whole number from 1 to `max`, or `default` when unset.
+pub fn number(name: &str, default: u64, max: u64) -> Result<u64, StepError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                StepError::Configuration(format!("{name} must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// How staging is loaded (`COPY_ENGINE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyEngine {
+    /// A DMS task or serverless config; the local replicator in local runs.
+    #[default]
+    Dms,
+    /// The copy-piece Lambdas: a plan, then workers copying pieces, masks applied in flight.
+    Lambda,
+}
+
+impl FromStr for CopyEngine {
+    type Err = StepError;
+    fn from_str(s: &str) -> Result<Self, StepError> {
+        match s {
+            "dms" => Ok(Self::Dms),
+            "lambda" => Ok(Self::Lambda),
+            other => Err(StepError::Configuration(format!(
+                "COPY_ENGINE must be dms or lambda, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl CopyEngine {
+    /// The value `COPY_ENGINE` and the definition's `${CopyEngine}` take.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dms => "dms",
+            Self::Lambda => "lambda",
+        }
+    }
+
+    /// `COPY_ENGINE`, `dms` when unset.
+    pub fn from_env() -> Result<Self, StepError> {
+        Ok(parsed(crate::vars::COPY_ENGINE)?.unwrap_or_default())
+    }
+}
+
 /// A value parsed by its type (whose error already names what is allowed).
 pub fn parsed<T>(name: &str) -> Result<Option<T>, StepError>
 where

@@ -208,6 +208,14 @@ pub enum StepError {
     /// could not be built again; its definition stays saved.
     #[error("{0}; the definition stays saved in dbsync.saved_index and the next run (or restore) builds it again")]
     IndexRebuildFailed(String),
+
+    /// The Lambda engine: one piece did not copy within a whole invocation.
+    #[error("{0} did not copy within one invocation; nothing of it was kept — lower CopyPieceMb (COPY_PIECE_MB) or raise the copy-piece function's timeout, and run again")]
+    CopyPieceTooLarge(String),
+
+    /// The Lambda engine: pieces were still not copied after several rounds.
+    #[error("{0}; the copy stopped and staging was put back — find the session holding them in staging's pg_stat_activity (application_name dbsync-copy-piece), then run again")]
+    CopyIncomplete(String),
 }
 
 /// A marker copied along with a database names the original.
@@ -304,6 +312,8 @@ pub(crate) mod tests {
             StepError::UnclassifiedColumns("public.users.phone2".into()),
             StepError::DetachedStatementFailed("validating public.a.fk".into()),
             StepError::IndexRebuildFailed("public.users_email_key: duplicate key".into()),
+            StepError::CopyPieceTooLarge("piece 3 of app.events (512 MB)".into()),
+            StepError::CopyIncomplete("2 piece(s) still not copied after 5 rounds".into()),
         ]
     }
 

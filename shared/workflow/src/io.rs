@@ -82,8 +82,9 @@ pub struct EndpointTarget {
 #[serde(rename_all = "camelCase")]
 pub struct PreflightOutput {
     pub task_arn: String,
-    /// The task's target endpoint: the lease step refuses a staging connection elsewhere.
-    pub target: EndpointTarget,
+    /// The task's target endpoint: the lease step refuses a staging connection
+    /// elsewhere (null with the Lambda engine: no endpoint).
+    pub target: Option<EndpointTarget>,
     /// The task's own table mappings (the one source of the synced tables).
     pub table_mappings: String,
     /// Settings that do not stop a sync but change what lands in staging.

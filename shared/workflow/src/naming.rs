@@ -37,13 +37,15 @@ const fn step(
 
 /// **The** step table; tests hold template.yaml, the Makefile, the state
 /// machine and both dispatch tables to it.
-pub const STEP_TABLE: [Step; 11] = [
+pub const STEP_TABLE: [Step; 13] = [
     step("preflight", 60, false, Some("Preflight")),
     step("lease", 60, true, Some("AcquireLease")),
     step("version-check", 120, true, Some("CheckSchemaVersions")),
     step("drop-fks", 300, true, Some("DropForeignKeys")),
     step("start-dms", 120, false, Some("StartReplication")),
     step("poll-dms", 120, false, Some("PollReplication")),
+    step("plan-copy", 300, true, Some("PlanCopy")),
+    step("copy-piece", 900, true, Some("CopyPiece")),
     step("after-load", 900, true, Some("MaskPersonalData")),
     step("restore-fks", 900, true, Some("RestoreForeignKeys")),
     step("fix-sequences", 300, true, Some("FixSequences")),
@@ -94,6 +96,15 @@ pub fn step_of_substitution(name: &str) -> Option<&'static str> {
 /// Fills a definition's `${…}` DefinitionSubstitutions the way the template
 /// does, with ARNs in `region:account` (e.g. `local:000000000000`).
 pub fn substitute(definition: &str, region_account: &str) -> Result<String, crate::StepError> {
+    substitute_for(definition, region_account, crate::config::CopyEngine::Dms)
+}
+
+/// [`substitute`] for a deployment with this `CopyEngine`.
+pub fn substitute_for(
+    definition: &str,
+    region_account: &str,
+    engine: crate::config::CopyEngine,
+) -> Result<String, crate::StepError> {
     let mut out = String::with_capacity(definition.len());
     let mut rest = definition;
     while let Some(start) = rest.find("${") {
@@ -104,6 +115,8 @@ pub fn substitute(definition: &str, region_account: &str) -> Result<String, crat
         let name = &rest[start + 2..start + end];
         let value = if let Some(step) = step_of_substitution(name) {
             format!("arn:aws:lambda:{region_account}:function:{step}")
+        } else if name == "CopyEngine" {
+            engine.as_str().to_owned()
         } else if let Some(topic) = name.strip_suffix("TopicArn") {
             format!("arn:aws:sns:{region_account}:dbsync-{topic}")
         } else {

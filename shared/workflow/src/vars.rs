@@ -73,6 +73,13 @@ vars! {
     STATE_MACHINE_ARN;
     /// The local copy: `off` copies every table whole (no block ranges).
     DBSYNC_SPLIT = "auto";
+    /// How staging is loaded: `dms` (a task or a serverless config) or
+    /// `lambda` (the copy-piece workers, masking in flight).
+    COPY_ENGINE = "dms";
+    /// The Lambda engine: a table larger than this is copied in pieces of about this size.
+    COPY_PIECE_MB = "512";
+    /// The Lambda engine: copy workers at once (how hard production is read).
+    COPY_CONCURRENCY = "4";
 }
 
 /// Whether dbsync reads `name`.

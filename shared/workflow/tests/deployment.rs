@@ -55,13 +55,18 @@ fn naming_chain_holds_from_step_to_state() {
     {
         let pascal = naming::pascal(step);
         let arn = &substitutions[format!("{pascal}FunctionArn").as_str()];
+        // An engine's own function exists only with that engine: `!If [cond, !GetAtt …, placeholder]`.
+        let arn = match arn {
+            serde_yaml_ng::Value::Tagged(t) if t.tag == "!If" => &t.value[1],
+            other => other,
+        };
         assert_eq!(
             tagged(arn),
             Some(("!GetAtt", format!("{pascal}Function.Arn"))),
             "template.yaml: DefinitionSubstitutions maps {pascal}FunctionArn"
         );
         assert_eq!(
-            asl["States"][state]["Parameters"]["FunctionName"],
+            find_state(&asl, state)["Parameters"]["FunctionName"],
             format!("${{{pascal}FunctionArn}}"),
             "state {state} invokes {step}"
         );
@@ -423,11 +428,12 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
             );
         }
         // The sync configuration: read by the lease (checks the rules before any
-        // change) and after-load (applies them), packaged beside the database functions.
+        // change), after-load (applies them) and the Lambda engine (applies them
+        // in flight), packaged beside the database functions.
         let reads_config = variables["SYNC_CONFIG"].as_str() == Some("/var/task/dbsync.yml");
         assert_eq!(
             reads_config,
-            ["lease", "after-load"].contains(&step),
+            ["lease", "after-load", "plan-copy", "copy-piece"].contains(&step),
             "{pascal}Function: SYNC_CONFIG"
         );
         assert!(!reads_config || db_binaries.contains(step));
@@ -493,6 +499,23 @@ fn tagged(v: &serde_yaml_ng::Value) -> Option<(&'static str, String)> {
         }
         _ => None,
     }
+}
+
+/// A state by name, in the machine or inside a Map's or Parallel's graph.
+fn find_state<'a>(graph: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    fn walk<'a>(g: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+        let states = g["States"].as_object()?;
+        if let Some(s) = states.get(name) {
+            return Some(s);
+        }
+        states.values().find_map(|s| {
+            ["ItemProcessor", "Iterator"]
+                .iter()
+                .find_map(|k| walk(&s[*k], name))
+                .or_else(|| s["Branches"].as_array()?.iter().find_map(|b| walk(b, name)))
+        })
+    }
+    walk(graph, name).unwrap_or_else(|| panic!("no state named {name}"))
 }
 
 /// template.yaml parsed as YAML (CloudFormation's `!Ref`/`!If`/… tags kept

@@ -44,12 +44,39 @@ pub struct PreflightConfig {
     pub kind: super::replication::ReplicationKind,
     /// `NOTIFY_ON_SUCCESS`: also notify when a sync succeeds (default: failures only).
     pub notify_on_success: bool,
+    /// `COPY_ENGINE`: with `lambda` there is no task to look at; the table
+    /// mappings come from `TABLE_MAPPINGS` (every user table when unset).
+    pub engine: crate::config::CopyEngine,
+    /// The Lambda engine's table mappings (`TABLE_MAPPINGS` or the file
+    /// `TABLE_MAPPINGS_FILE`); `None`: every user table.
+    pub table_mappings: Option<String>,
 }
+
+/// The mappings that select every user table.
+pub const ALL_TABLES: &str = r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "all", "object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}]}"#;
 
 impl PreflightConfig {
     pub fn from_env() -> Result<Self, StepError> {
-        let (kind, task_arn) = super::replication::replication_from_env()?;
+        let engine = crate::config::CopyEngine::from_env()?;
+        let (kind, task_arn) = match engine {
+            crate::config::CopyEngine::Dms => super::replication::replication_from_env()?,
+            crate::config::CopyEngine::Lambda => {
+                (super::replication::ReplicationKind::Task, String::new())
+            }
+        };
+        let table_mappings = match (
+            crate::config::var(crate::vars::TABLE_MAPPINGS),
+            crate::config::var(crate::vars::TABLE_MAPPINGS_FILE),
+        ) {
+            (Some(text), _) => Some(text),
+            (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
+            })?),
+            (None, None) => None,
+        };
         Ok(Self {
+            engine,
+            table_mappings,
             task_arn,
             kind,
             notify_on_success: crate::config::flag(
@@ -67,6 +94,9 @@ pub async fn handle(
 ) -> Result<PreflightOutput, StepError> {
     let task_arn = settings.task_arn.as_str();
     let _: serde::de::IgnoredAny = parse_input(event)?;
+    if settings.engine == crate::config::CopyEngine::Lambda {
+        return lambda_engine(settings);
+    }
     let config = task.task_config(task_arn).await?;
     check_status(&config.status)?;
     let mut problems = task_problems(&config);
@@ -103,9 +133,32 @@ pub async fn handle(
     }
     Ok(PreflightOutput {
         task_arn: task_arn.to_owned(),
-        target,
+        target: Some(target),
         table_mappings: mappings,
         warnings,
+        notify_on_success: settings.notify_on_success,
+    })
+}
+
+/// The Lambda engine: no DMS task; the mappings are the function's own
+/// (`TABLE_MAPPINGS`, checked by the lease), and no endpoint to compare.
+fn lambda_engine(settings: &PreflightConfig) -> Result<PreflightOutput, StepError> {
+    let mappings = settings
+        .table_mappings
+        .clone()
+        .unwrap_or_else(|| ALL_TABLES.into());
+    if mappings.len() > MAX_TABLE_MAPPINGS {
+        return Err(StepError::InvalidTableMappings(format!(
+            "TableMappings is {} KB; at most {} KB pass through the state machine — select tables with % wildcards",
+            mappings.len() / 1024,
+            MAX_TABLE_MAPPINGS / 1024
+        )));
+    }
+    Ok(PreflightOutput {
+        task_arn: "lambda".into(),
+        target: None,
+        table_mappings: mappings,
+        warnings: Vec::new(),
         notify_on_success: settings.notify_on_success,
     })
 }

@@ -48,8 +48,10 @@ use dbsync_db::{
     StepEnv, Timeouts, TlsMode,
 };
 use dbsync_dmsfake::{DmsFake, FakeTask};
+use dbsync_replicate::pieces::{self, CopyEnv};
 use dbsync_testpg::{Cluster, TestDb, PASSWORD, PASSWORD_USER};
 use dbsync_workflow::{
+    config::CopyEngine,
     naming,
     steps::{
         poll_dms, preflight,
@@ -69,6 +71,9 @@ pub enum StepFault {
     After(String, String),
     /// The invocation takes this long more (a slow step: the window for a race).
     Delay(Duration),
+    /// The function's time limit is this: past it the invocation is cut off
+    /// mid-work (its sessions closed) and fails with `Sandbox.Timedout`.
+    Timeout(Duration),
 }
 use serde_json::{json, Value};
 
@@ -185,6 +190,11 @@ pub struct Steps {
     /// The state machine's name: its role may describe only its own
     /// executions (the template's `states:DescribeExecution` resource).
     machine_name: String,
+    /// The template's `CopyEngine`.
+    engine: CopyEngine,
+    /// The Lambda engine's functions: a fresh configuration (own sessions,
+    /// staging through the secret) per invocation, as each Lambda has.
+    copy: Box<dyn Fn() -> CopyEnv + Send + Sync>,
 }
 
 impl Steps {
@@ -204,6 +214,8 @@ impl Steps {
                     task_arn: self.task_arn.clone(),
                     kind: self.kind,
                     notify_on_success: self.notify_on_success.load(Ordering::SeqCst),
+                    engine: self.engine,
+                    table_mappings: Some(TABLE_MAPPINGS.into()),
                 };
                 out(preflight::handle(&self.start_task, &config, payload).await)
             }
@@ -220,6 +232,8 @@ impl Steps {
             }
             "restore-fks" => out(db_steps::restore_fks(&self.db, payload, budget()).await),
             "fix-sequences" => out(db_steps::fix_sequences(&self.db, payload, budget()).await),
+            "plan-copy" => Some(pieces::plan_copy(&(self.copy)(), payload, budget()).await),
+            "copy-piece" => out(pieces::copy_lane(&(self.copy)(), payload, budget()).await),
             _ => None,
         }
     }
@@ -245,7 +259,25 @@ impl Steps {
                     self.record(&step, Some(name));
                     return Err(TaskError::new(name.clone(), message.clone()));
                 }
-                let result = self.step(&step, payload).await;
+                let result = match &fault {
+                    Some(StepFault::Timeout(limit)) => {
+                        match tokio::time::timeout(*limit, self.step(&step, payload)).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                // Cut off: the handler's future (and its sessions) dropped.
+                                self.record(&step, Some("Sandbox.Timedout"));
+                                return Err(TaskError::new(
+                                    "Sandbox.Timedout",
+                                    format!(
+                                        "Task timed out after {:.2} seconds",
+                                        limit.as_secs_f64()
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    _ => self.step(&step, payload).await,
+                };
                 if let Some(StepFault::After(name, message)) = &fault {
                     self.record(&step, Some(name));
                     return Err(TaskError::new(name.clone(), message.clone()));
@@ -414,6 +446,22 @@ impl Harness {
 
     /// A world with the packaged sync configuration (data rules, after_sync).
     pub async fn with_config(task: impl FnOnce(FakeTask) -> FakeTask, sync: SyncConfig) -> Harness {
+        Harness::build(task, sync, CopyEngine::Dms, 0).await
+    }
+
+    /// A world deployed with `CopyEngine: lambda` (no DMS call is answered
+    /// for it: the fake is there only to show none is made), pieces of
+    /// `piece_bytes`, two lanes.
+    pub async fn lambda_engine(sync: SyncConfig, piece_bytes: i64) -> Harness {
+        Harness::build(|t| t, sync, CopyEngine::Lambda, piece_bytes).await
+    }
+
+    async fn build(
+        task: impl FnOnce(FakeTask) -> FakeTask,
+        sync: SyncConfig,
+        engine: CopyEngine,
+        piece_bytes: i64,
+    ) -> Harness {
         let cluster = Cluster::shared();
         let (prod, staging) = (
             cluster.create_db("scn_prod").await,
@@ -559,11 +607,43 @@ impl Harness {
                 .with_application_name("dbsync-scenario")
                 .with_tls(TlsMode::Disable, None)
         });
-        let db = Db::with_loader(secrets::loader(
-            secret_arn,
-            Arc::new(SecretsManager::new(sm)),
-            finish,
-        ));
+        let staging_db = {
+            let (arn, sm, finish) = (secret_arn.clone(), sm.clone(), finish.clone());
+            move || {
+                Db::with_loader(secrets::loader(
+                    arn.clone(),
+                    Arc::new(SecretsManager::new(sm.clone())),
+                    finish.clone(),
+                ))
+            }
+        };
+        let db = staging_db();
+        let lambda = engine == CopyEngine::Lambda;
+        let copy_sync = sync.clone();
+        let (prod_url, copy_selection) = (prod.url.clone(), selection.clone());
+        let copy = Box::new(move || CopyEnv {
+            step: StepEnv {
+                db: staging_db(),
+                source: Some(Db::new(
+                    DbConfig::from_url(&prod_url)
+                        .expect("prod URL")
+                        .with_timeouts(timeouts),
+                )),
+                lease_ttl: dbsync_db::lease::DEFAULT_TTL,
+                refresh_views: true,
+                selection: copy_selection.clone(),
+                timeouts,
+                orphan_policy: OrphanPolicy::Fail,
+                margin: Duration::from_secs(15),
+                sync: copy_sync.clone(),
+                masked_in_flight: true,
+                index_drop: dbsync_db::indexes::IndexDrop::All,
+                index_jobs: 2,
+            },
+            piece_bytes,
+            concurrency: 2,
+            fail_table: None,
+        });
         let kind =
             ReplicationKind::of(&dms.task_arn()).expect("the fake's ARN is a task or a config");
         let steps = Arc::new(Steps {
@@ -582,9 +662,14 @@ impl Harness {
                 orphan_policy: OrphanPolicy::Fail,
                 margin: Duration::from_secs(15),
                 sync,
-                // DMS writes raw rows: the after-load step masks them.
-                masked_in_flight: false,
-                index_drop: dbsync_db::indexes::IndexDrop::AllButPrimaryKeys,
+                // DMS writes raw rows: the after-load step masks them; the
+                // Lambda engine masks in flight and needs no key for lookups.
+                masked_in_flight: lambda,
+                index_drop: if lambda {
+                    dbsync_db::indexes::IndexDrop::All
+                } else {
+                    dbsync_db::indexes::IndexDrop::AllButPrimaryKeys
+                },
                 index_jobs: 2,
             },
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
@@ -599,13 +684,16 @@ impl Harness {
             invocations: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             machine_name: machine_name.clone(),
+            engine,
+            copy,
         });
-        let definition = naming::substitute(
+        let definition = naming::substitute_for(
             include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../../../statemachine/db-sync.asl.json"
             )),
             REGION_ACCOUNT,
+            engine,
         )
         .expect("substituting the definition");
         let machine = StateMachine::from_json(&definition).expect("a valid definition");
