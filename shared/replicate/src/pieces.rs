@@ -216,7 +216,8 @@ CREATE TABLE IF NOT EXISTS dbsync.copy_run (
     planned_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE TABLE IF NOT EXISTS dbsync.copy_piece (
-    execution   text NOT NULL REFERENCES dbsync.copy_run ON DELETE CASCADE,
+    -- No foreign key to copy_run: dbsync's own tables keep out of staging's FK inventory.
+    execution   text NOT NULL,
     id          int4 NOT NULL,
     schema_name text NOT NULL,
     table_name  text NOT NULL,
@@ -264,7 +265,7 @@ FROM dbsync.copy_piece p WHERE p.execution = $1
 GROUP BY 1 ORDER BY 1";
 
 const RUN_ROW: &str = "
-SELECT pg_catalog.extract(epoch FROM planned_at)::int8, rounds FROM dbsync.copy_run WHERE execution = $1";
+SELECT pg_catalog.date_part('epoch', planned_at)::int8, rounds FROM dbsync.copy_run WHERE execution = $1";
 
 /// One row of the queue.
 #[derive(Debug, Clone, Serialize)]
@@ -421,7 +422,7 @@ async fn plan_pieces(
     let err = |e| classify(e, ctx);
     let run = input.run();
     // One run at a time (the lease): an earlier run's queue goes.
-    tx.execute("DELETE FROM dbsync.copy_run", &[])
+    tx.batch_execute("DELETE FROM dbsync.copy_piece; DELETE FROM dbsync.copy_run")
         .await
         .map_err(err)?;
     tx.execute_typed(NEW_RUN, &[(&run, Type::TEXT)])

@@ -835,6 +835,11 @@ impl Harness {
         assert_eq!(saved, 0, "definitions left in dbsync.saved_fk");
     }
 
+    /// Staging's foreign keys before the first run.
+    pub fn fks_before(&self) -> &verify::ForeignKeys {
+        &self.fks_before
+    }
+
     /// Rows in one staging table.
     pub async fn staging_rows(&self, table: &str) -> i64 {
         let s = self.staging.client().await;
