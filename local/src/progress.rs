@@ -7,6 +7,7 @@ use std::{
 };
 
 use dbsync_asl::{EventType, HistoryEvent, Observer};
+use dbsync_replicate::pieces::{LaneOutput, PlanOutput, StopOutput};
 use dbsync_workflow::io::{
     DropFksOutput, FixSequencesOutput, LeaseOutput, PreflightOutput, RefreshViewsOutput,
     ReplicationOutput, ReplicationStatus, RestoreFksOutput, VersionCheckOutput,
@@ -104,15 +105,22 @@ fn result_key(state: &str) -> Option<&'static String> {
     KEYS.get_or_init(|| {
         let definition: Value =
             serde_json::from_str(crate::config::DEFINITION).expect("the definition is JSON");
-        definition["States"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(name, st)| {
-                let path = st["ResultPath"].as_str()?.strip_prefix("$.")?;
-                (!path.contains('.')).then(|| (name.clone(), path.to_owned()))
-            })
-            .collect()
+        // The machine's states and those of its Map's iterations (CopyPiece).
+        let mut keys = std::collections::BTreeMap::new();
+        let mut graphs = vec![&definition];
+        while let Some(g) = graphs.pop() {
+            for (name, st) in g["States"].as_object().into_iter().flatten() {
+                graphs.extend(st.get("ItemProcessor"));
+                let Some(path) = st["ResultPath"].as_str().and_then(|p| p.strip_prefix("$."))
+                else {
+                    continue;
+                };
+                if !path.contains('.') {
+                    keys.insert(name.clone(), path.to_owned());
+                }
+            }
+        }
+        keys
     })
     .get(state)
 }
@@ -177,6 +185,38 @@ fn summarize(state: &str, output: &Value, restored: Option<&mut Restored>) -> St
             line
         }),
         "StartReplication" => Some("copy started".into()),
+        "PlanCopy" => part::<PlanOutput>(output, at).map(|p| {
+            format!(
+                "{} tables in {} pieces ({} cut by key ranges, {} by block ranges), {} lanes",
+                p.tables, p.pieces, p.key_ranged, p.block_ranged, p.concurrency
+            )
+        }),
+        "CopyPiece" => part::<LaneOutput>(output, at).map(|l| {
+            format!(
+                "lane {}: {} pieces, {} rows{}",
+                l.lane,
+                l.pieces,
+                l.rows,
+                if l.more { "; more to take" } else { "" }
+            )
+        }),
+        "FinishCopy" => part::<ReplicationOutput>(output, at).map(|r| match r.status {
+            ReplicationStatus::Succeeded => format!(
+                "every piece copied · {} tables · {} rows",
+                r.tables_loaded,
+                r.rows_loaded.unwrap_or(0)
+            ),
+            _ => r
+                .detail
+                .unwrap_or_else(|| "pieces left; another round".into()),
+        }),
+        "StopCopy" => part::<StopOutput>(output, at).map(|s| {
+            if s.stopped {
+                "copy stopped: no piece is loading, none will be taken".into()
+            } else {
+                "waiting for the pieces being loaded".into()
+            }
+        }),
         "PollReplication" => part::<ReplicationOutput>(output, at).map(|r| {
             // Fields DMS does not report yet (while starting) are left out.
             let mut parts = vec![status_word(r.status).to_owned()];

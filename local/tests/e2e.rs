@@ -670,3 +670,49 @@ async fn data_rules_mask_in_flight_and_the_run_reports_table_by_table() {
     );
     assert!(text.contains("after_sync: 1 statement(s) run"), "{text}");
 }
+
+#[tokio::test]
+async fn the_lambda_engine_runs_in_process_and_ends_exactly_like_the_replicator() {
+    let e = env(30000, true).await;
+    let before = fks(&e.staging).await;
+    let before_indexes = indexes(&e.staging).await;
+    // Pieces of 1 MB: the larger tables are cut into key ranges.
+    let (ok, doc) = e.run(&[
+        "--engine",
+        "lambda",
+        "--piece-mb",
+        "1",
+        "--parallelism",
+        "3",
+    ]);
+    assert!(ok, "{doc:#}");
+    assert_eq!(doc["status"], "SUCCEEDED");
+    assert_eq!(contents(&e.prod).await, contents(&e.staging).await);
+    assert_eq!(fks(&e.staging).await, before, "FKs come back exactly");
+    assert_eq!(indexes(&e.staging).await, before_indexes, "indexes too");
+    sequences_work(&e.staging).await;
+    let out = &doc["output"];
+    let plan = &out["copyPlan"]["result"];
+    assert!(
+        plan["pieces"].as_u64().unwrap() > plan["tables"].as_u64().unwrap(),
+        "{plan}"
+    );
+    assert_eq!(out["replication"]["result"]["status"], "succeeded");
+    assert_eq!(
+        out["verification"]["result"]["flaggedTotal"], 0,
+        "{}",
+        out["verification"]
+    );
+    // A bad value is one clear line and a usage exit code.
+    let bad = Command::new(BIN)
+        .args(e.run_args(&["--engine", "glue"]))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--engine"));
+    let bad = Command::new(BIN)
+        .args(e.run_args(&["--piece-mb", "0"]))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

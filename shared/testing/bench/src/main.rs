@@ -34,7 +34,7 @@ pub struct Args {
     /// Size of the sync dataset in MB.
     #[arg(long, default_value_t = 1024)]
     pub size_mb: u64,
-    /// Only these sections (sync, freeze, indexed, steps, validate, coldstart, transitions, masking, profiles, binaries).
+    /// Only these sections (sync, freeze, lambda, indexed, steps, validate, coldstart, transitions, masking, profiles, binaries).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
     /// Where to write the results table.
@@ -114,6 +114,9 @@ async fn main() {
     let mut notes: Vec<String> = Vec::new();
     if args.wants("sync") || args.wants("freeze") {
         rows.extend(throughput::run(&args, &mut notes).await);
+    }
+    if args.wants("lambda") {
+        rows.extend(throughput::lambda_engine(&args, &mut notes).await);
     }
     if args.wants("indexed") {
         rows.extend(indexed::run(&args, &mut notes).await);
