@@ -45,7 +45,10 @@ use tokio_postgres::{types::Type, Client};
 
 use crate::{
     copy::{block_filter, load, name_mask_rules, Load},
-    plan::{block_ranges, key_bounds, pieces_by_size, plan, primary_key, TableCopy},
+    plan::{
+        block_ranges, key_bounds, pieces_by_size, plan, primary_key, version_and_block_size,
+        TableCopy,
+    },
 };
 
 /// Rounds of lanes after which pieces still not done are an error.
@@ -321,27 +324,14 @@ async fn plan_pieces(
 ) -> Result<PlanOutput, StepError> {
     let ctx = "planning the copy";
     let mut staging = env.step.db.client().await?;
-    let selection =
-        lease::selection_for(&staging, input.execution_id.as_deref(), &env.step.selection).await?;
     let source = env
         .source()?
         .client()
         .await
         .map_err(|e| e.about("production"))?;
     // Refused before anything changes, like the local copy.
-    schema::check(&source, &staging, &selection)
-        .await?
-        .require(env.step.sync.allow_lossless_casts)?;
-    let masks = mask::plan(&*source, &selection, &env.step.sync).await?;
-    let tables = plan(&source, &selection).await?;
-    let row = source
-        .query_one(
-            "SELECT current_setting('server_version_num')::int4, current_setting('block_size')::int8",
-            &[],
-        )
-        .await
-        .map_err(|e| classify(e, ctx))?;
-    let (version, block_size): (i32, i64) = (row.get(0), row.get(1));
+    let Sides { masks, tables, .. } = sides(env, input, &staging, &source).await?;
+    let (version, block_size) = version_and_block_size(&source).await?;
     let mut rows = Vec::new();
     let mut split = Vec::new();
     let mut out = PlanOutput {
@@ -442,6 +432,32 @@ async fn plan_pieces(
     Ok(out)
 }
 
+/// What production says the copy reads: the run's selection, the schemas
+/// compared (refused on a difference the configuration does not allow), the
+/// masks and the tables.
+struct Sides {
+    compat: schema::Compatibility,
+    masks: mask::MaskPlan,
+    tables: Vec<TableCopy>,
+}
+
+async fn sides(
+    env: &CopyEnv,
+    input: &CopyInput,
+    staging: &Client,
+    source: &Client,
+) -> Result<Sides, StepError> {
+    let selection =
+        lease::selection_for(staging, input.execution_id.as_deref(), &env.step.selection).await?;
+    let compat = schema::check(source, staging, &selection).await?;
+    compat.require(env.step.sync.allow_lossless_casts)?;
+    Ok(Sides {
+        compat,
+        masks: mask::plan(source, &selection, &env.step.sync).await?,
+        tables: plan(source, &selection).await?,
+    })
+}
+
 /// `copy-piece`: loads pieces until none is left to take or the budget ends.
 pub async fn copy_lane(
     env: &CopyEnv,
@@ -474,8 +490,6 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
             "no copy was planned on staging; run plan-copy first (the state machine does)".into(),
         ));
     }
-    let selection =
-        lease::selection_for(&staging, input.execution_id.as_deref(), &env.step.selection).await?;
     let source = env
         .source()?
         .client()
@@ -483,11 +497,12 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
         .map_err(|e| e.about("production"))?;
     source.batch_execute("ROLLBACK").await.map_err(err)?;
     // Everything that decides what is read comes from production, not from the queue.
-    let compat = schema::check(&source, &staging, &selection).await?;
-    compat.require(env.step.sync.allow_lossless_casts)?;
-    let masks = mask::plan(&*source, &selection, &env.step.sync).await?;
-    let tables: BTreeMap<(String, String), TableCopy> = plan(&source, &selection)
-        .await?
+    let Sides {
+        compat,
+        masks,
+        tables,
+    } = sides(env, input, &staging, &source).await?;
+    let tables: BTreeMap<(String, String), TableCopy> = tables
         .into_iter()
         .map(|t| ((t.schema.clone(), t.name.clone()), t))
         .collect();
@@ -515,23 +530,15 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
                 .get::<_, i64>(0) as u64;
             return Ok(out);
         };
-        let (id, schema_name, table_name, kind, low, high, bytes): (
-            i32,
-            String,
-            String,
-            String,
-            Option<Vec<String>>,
-            Option<Vec<String>>,
-            i64,
-        ) = (
-            row.get(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get(4),
-            row.get(5),
-            row.get(6),
-        );
+        let Claimed {
+            id,
+            schema_name,
+            table_name,
+            kind,
+            low,
+            high,
+            bytes,
+        } = Claimed::from(&row);
         // Would it fit what is left, at this invocation's pace so far?
         if out.bytes > 0 {
             let per_byte = started.elapsed().as_secs_f64() / out.bytes as f64;
@@ -609,6 +616,31 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
                     other => Err(other),
                 };
             }
+        }
+    }
+}
+
+/// A piece taken off the queue (the columns of [`CLAIM`]).
+struct Claimed {
+    id: i32,
+    schema_name: String,
+    table_name: String,
+    kind: String,
+    low: Option<Vec<String>>,
+    high: Option<Vec<String>>,
+    bytes: i64,
+}
+
+impl From<&tokio_postgres::Row> for Claimed {
+    fn from(r: &tokio_postgres::Row) -> Self {
+        Self {
+            id: r.get(0),
+            schema_name: r.get(1),
+            table_name: r.get(2),
+            kind: r.get(3),
+            low: r.get(4),
+            high: r.get(5),
+            bytes: r.get(6),
         }
     }
 }

@@ -206,6 +206,18 @@ pub async fn key_bounds(
     Ok(bounds)
 }
 
+/// The source's `server_version_num` and block size (what block ranges need).
+pub(crate) async fn version_and_block_size(source: &Client) -> Result<(i32, i64), StepError> {
+    let row = source
+        .query_one(
+            "SELECT current_setting('server_version_num')::int4, current_setting('block_size')::int8",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(e, "reading the source's version"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// One table to copy.
 #[derive(Debug, Clone)]
 pub struct TableCopy {
@@ -261,7 +273,6 @@ pub(crate) async fn split(
     workers: usize,
     progress: &Mutex<Progress>,
 ) -> Result<Vec<Piece>, StepError> {
-    let ctx = "planning the copy";
     {
         let mut p = progress.lock().expect("progress lock");
         p.tables_total = tables.len();
@@ -280,15 +291,8 @@ pub(crate) async fn split(
         &tables.iter().map(|t| t.bytes).collect::<Vec<_>>(),
         split_workers,
     );
-    let row = source
-        .query_one(
-            "SELECT current_setting('server_version_num')::int4, current_setting('block_size')::int8",
-            &[],
-        )
-        .await
-        .map_err(|e| classify(e, ctx))?;
     // TID range scans arrived in PostgreSQL 14; before, every range would scan the whole table.
-    let (version, block_size): (i32, i64) = (row.get(0), row.get(1));
+    let (version, block_size) = version_and_block_size(source).await?;
     let target = if version >= 140_000 && counts.iter().any(|&n| n > 1) {
         Some(opts.target.connect().await?)
     } else {
@@ -391,11 +395,11 @@ mod tests {
         let low = vec!["10".to_string(), "it's".to_string()];
         assert_eq!(
             key.filter(Some(&low), None).unwrap(),
-            "ROW(id, at) >= ROW(E'10'::bigint, E'it''s'::text)"
+            "ROW(\"id\", \"at\") >= ROW(E'10'::bigint, E'it''s'::text)"
         );
         assert_eq!(
             key.filter(None, Some(&low)).unwrap(),
-            "ROW(id, at) < ROW(E'10'::bigint, E'it''s'::text)"
+            "ROW(\"id\", \"at\") < ROW(E'10'::bigint, E'it''s'::text)"
         );
         assert_eq!(key.filter(None, None).unwrap(), "true");
         // A bound that does not fit the key (it changed since the plan): refused.
