@@ -420,7 +420,8 @@ async fn a_successful_sync_is_reported_when_asked() {
     let (subject, message) = &notes[0];
     assert_eq!(subject, "dbsync: staging refreshed");
     assert!(
-        message.contains("the copy loaded 7 tables in ") && message.contains("sequences moved ahead"),
+        message.contains("the copy loaded 7 tables in ")
+            && message.contains("sequences moved ahead"),
         "{message}"
     );
     assert!(
