@@ -20,7 +20,7 @@
 //! - **finish**: every piece done → the per-table counts for verification;
 //!   pieces left (held by a dead session not yet ended) → another round.
 //! - **stop** (the failure path): no piece is taken any more, and returns once
-//!   no piece is being loaded (each lane holds the run row `FOR SHARE` while
+//!   no piece is being loaded (each lane holds the run row `FOR KEY SHARE` while
 //!   it loads), so the restore never runs beside a load.
 //!
 //! What staging's queue holds is only where each piece is (table names, key
@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use dbsync_db::{classify, lease, mask, schema, sql, Budget, Db, StepEnv};
+use dbsync_db::{classify, lease, mask, schema, sql, triggers, Budget, Db, StepEnv};
 use dbsync_workflow::{
     config,
     io::{parse_input, ReplicationOutput, ReplicationStatus},
@@ -243,14 +243,16 @@ FROM pg_catalog.jsonb_to_recordset($2::text::jsonb)
      AS p(id int4, schema_name text, table_name text, kind text, low text[], high text[], bytes int8)";
 
 /// The next piece nobody holds, unless the run was stopped. The run row is
-/// held `FOR SHARE` for the whole load: `stop` waits for it.
+/// held `FOR KEY SHARE` for the whole load: `stop` waits for it with `FOR
+/// UPDATE`, while marking the run stopped (a plain UPDATE of a non-key
+/// column) never waits, nor does finish's round count.
 const CLAIM: &str = "
 SELECT p.id, p.schema_name, p.table_name, p.kind, p.low, p.high, p.bytes
 FROM dbsync.copy_piece p JOIN dbsync.copy_run r ON r.execution = p.execution
 WHERE p.execution = $1 AND NOT p.done AND NOT r.stopped
 ORDER BY p.id
 LIMIT 1
-FOR UPDATE OF p SKIP LOCKED FOR SHARE OF r";
+FOR UPDATE OF p SKIP LOCKED FOR KEY SHARE OF r";
 
 const MARK_DONE: &str =
     "UPDATE dbsync.copy_piece SET done = true, rows = $3 WHERE execution = $1 AND id = $2";
@@ -283,10 +285,13 @@ struct PieceRow {
 }
 
 /// Copy sessions: no WAL flush wait (a refresh can be redone), and a client
-/// that vanished (a Lambda timed out) is noticed within about a minute, so
-/// its transaction — and its piece's lock — ends.
+/// that vanished (a Lambda timed out) is noticed within about a minute —
+/// idle (keepalives) or with data unacknowledged (`tcp_user_timeout`, e.g.
+/// production mid-COPY) — so its transaction, its piece's lock and its
+/// snapshot end.
 const SESSION: &str = "SET synchronous_commit = off; SET tcp_keepalives_idle = 20; \
-     SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 4; SET idle_in_transaction_session_timeout = '60s'";
+     SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 4; SET tcp_user_timeout = 60000; \
+     SET idle_in_transaction_session_timeout = '60s'";
 
 /// `plan-copy`: plan, finish or stop, by the input's `action`.
 pub async fn plan_copy(env: &CopyEnv, event: Value, budget: Budget) -> Result<Value, StepError> {
@@ -336,11 +341,12 @@ async fn plan_pieces(
     let mut split = Vec::new();
     let mut out = PlanOutput {
         tables: tables.len() as u64,
-        bytes: tables.iter().map(|t| t.bytes).sum(),
+        bytes: tables.iter().map(|t| t.total_bytes).sum(),
         ..PlanOutput::default()
     };
     for t in &tables {
-        let n = pieces_by_size(t.bytes, env.piece_bytes);
+        // TOASTed values count: a small heap can hold gigabytes of jsonb.
+        let n = pieces_by_size(t.total_bytes, env.piece_bytes);
         let piece = |kind, low, high, bytes| PieceRow {
             id: 0,
             schema_name: t.schema.clone(),
@@ -350,8 +356,15 @@ async fn plan_pieces(
             high,
             bytes,
         };
-        if n == 1 {
-            rows.push(piece("whole", None, None, t.bytes));
+        // A table with user triggers on staging is loaded whole, its triggers
+        // off inside its load (pieces would run them, or wait for each other).
+        if n == 1
+            || !triggers::user_triggers(&*staging, &t.qualified())
+                .await
+                .map_err(|e| classify(e, ctx))?
+                .is_empty()
+        {
+            rows.push(piece("whole", None, None, t.total_bytes));
             continue;
         }
         // A masked key column is never a range bound: its raw values would sit in staging.
@@ -373,11 +386,11 @@ async fn plan_pieces(
                     "keys",
                     low.take(),
                     Some(b.clone()),
-                    t.bytes / pieces as i64,
+                    t.total_bytes / pieces as i64,
                 ));
                 low = Some(b);
             }
-            rows.push(piece("keys", low, None, t.bytes / pieces as i64));
+            rows.push(piece("keys", low, None, t.total_bytes / pieces as i64));
             out.key_ranged += 1;
         } else if version >= 140_000 {
             let blocks = (t.bytes / block_size).max(1);
@@ -386,13 +399,13 @@ async fn plan_pieces(
                     "blocks",
                     Some(vec![start.to_string()]),
                     end.map(|e| vec![e.to_string()]),
-                    t.bytes / n as i64,
+                    t.total_bytes / n as i64,
                 ));
             }
             out.block_ranged += 1;
         } else {
             // Before 14 every block range would scan the whole table.
-            rows.push(piece("whole", None, None, t.bytes));
+            rows.push(piece("whole", None, None, t.total_bytes));
             continue;
         }
         split.push(t.qualified());
@@ -451,9 +464,12 @@ async fn sides(
         lease::selection_for(staging, input.execution_id.as_deref(), &env.step.selection).await?;
     let compat = schema::check(source, staging, &selection).await?;
     compat.require(env.step.sync.allow_lossless_casts)?;
+    let masks = mask::plan(source, &selection, &env.step.sync).await?;
+    // `strict: true`: a column added to production since the lease's check is refused here too.
+    masks.require_classified(&env.step.sync.origin)?;
     Ok(Sides {
         compat,
-        masks: mask::plan(source, &selection, &env.step.sync).await?,
+        masks,
         tables: plan(source, &selection).await?,
     })
 }
@@ -775,27 +791,42 @@ async fn stop(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<StopOu
     {
         return Ok(StopOutput { stopped: true });
     }
-    // Waits for every lane loading a piece (each holds the run row FOR SHARE).
+    let run = input.run();
+    // First no lane takes another piece: committed at once (no lock is in
+    // its way), and every claim after it sees it.
+    staging
+        .execute(
+            "UPDATE dbsync.copy_run SET stopped = true WHERE execution = $1",
+            &[&run],
+        )
+        .await
+        .map_err(err)?;
+    // Then wait for the lanes still loading (each holds the run row FOR KEY
+    // SHARE), within this invocation and below the session's statement cap.
     let wait = budget
-        .remaining()
+        .statement_timeout(env.step.timeouts.statement)
         .saturating_sub(Duration::from_secs(1))
         .max(Duration::from_millis(100));
     let tx = staging.transaction().await.map_err(err)?;
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", wait.as_millis()))
-        .await
-        .map_err(err)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}",
+        ms = wait.as_millis()
+    ))
+    .await
+    .map_err(err)?;
     match tx
-        .execute(
-            "UPDATE dbsync.copy_run SET stopped = true WHERE execution = $1",
-            &[&input.run()],
+        .query(
+            "SELECT 1 FROM dbsync.copy_run WHERE execution = $1 FOR UPDATE",
+            &[&run],
         )
         .await
     {
-        Ok(_) => {
-            tx.commit().await.map_err(err)?;
-            Ok(StopOutput { stopped: true })
-        }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+        Ok(_) => Ok(StopOutput { stopped: true }),
+        // Still loading: the state machine waits and asks again.
+        Err(e)
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+                || e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+        {
             Ok(StopOutput { stopped: false })
         }
         Err(e) => Err(err(e)),

@@ -21,7 +21,7 @@ leaves AS (
     UNION
     SELECT t.relid FROM sel, pg_catalog.pg_partition_tree(sel.oid) AS t WHERE t.isleaf
 )
-SELECT n.nspname::text, c.relname::text, pg_catalog.pg_relation_size(c.oid),
+SELECT n.nspname::text, c.relname::text, pg_catalog.pg_relation_size(c.oid), pg_catalog.pg_table_size(c.oid),
        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
              ORDER BY a.attnum)
@@ -224,6 +224,8 @@ pub struct TableCopy {
     pub schema: String,
     pub name: String,
     pub bytes: i64,
+    /// With TOAST (the Lambda engine sizes its pieces by it).
+    pub total_bytes: i64,
     pub columns: Vec<String>,
 }
 
@@ -258,7 +260,8 @@ pub async fn plan(source: &Client, selection: &Selection) -> Result<Vec<TableCop
             schema: r.get(0),
             name: r.get(1),
             bytes: r.get(2),
-            columns: r.get(3),
+            total_bytes: r.get(3),
+            columns: r.get(4),
         })
         .collect())
 }

@@ -14,6 +14,10 @@ CREATE TABLE app.keyed (t text, at timestamptz, n numeric, payload text, PRIMARY
 -- No key at all: block ranges.
 CREATE TABLE app.heap (a int, b text);
 CREATE TABLE app.small (id int PRIMARY KEY, v text);
+-- A small heap holding megabytes in TOAST: sized with it, so cut into key ranges.
+CREATE TABLE app.toasty (id int PRIMARY KEY, doc text);
+-- Large, but with a user trigger on staging: copied whole, the trigger off inside its load.
+CREATE TABLE app.audited (id int PRIMARY KEY, v text);
 "#;
 
 const DATA: &str = r#"
@@ -24,6 +28,9 @@ INSERT INTO app.keyed
   FROM generate_series(1, 20000) g;
 INSERT INTO app.heap SELECT g, repeat('h', 80) FROM generate_series(1, 15000) g;
 INSERT INTO app.small VALUES (1, 'a'), (2, 'b');
+INSERT INTO app.toasty
+  SELECT g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2000) i) FROM generate_series(1, 120) g;
+INSERT INTO app.audited SELECT g, repeat('a', 100) FROM generate_series(1, 8000) g;
 ANALYZE;
 "#;
 
@@ -56,11 +63,22 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
     )
     .await
     .unwrap();
+    t.batch_execute(
+        "CREATE TABLE app.audit (n int);
+         CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO app.audit VALUES (1); RETURN NEW; END$$;
+         CREATE TRIGGER audit AFTER INSERT ON app.audited FOR EACH ROW EXECUTE FUNCTION app.audit();",
+    )
+    .await
+    .unwrap();
     dbsync_db::target::init_target(&mut t).await.unwrap();
     let config = CopyConfig {
         source: DbConfig::from_url(&src.url).unwrap(),
         target: DbConfig::from_url(&dst.url).unwrap(),
-        selection: Selection::all(),
+        selection: Selection::from_json(
+            r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "app", "object-locator": {"schema-name": "app", "table-name": "%"}, "rule-action": "include"},
+                          {"rule-type": "selection", "rule-id": "2", "rule-name": "not-audit", "object-locator": {"schema-name": "app", "table-name": "audit"}, "rule-action": "exclude"}]}"#,
+        )
+        .unwrap(),
         sync: Default::default(),
         piece_bytes: 256 * 1024,
         concurrency: 3,
@@ -73,14 +91,29 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(plan.tables, 3);
-    assert_eq!((plan.key_ranged, plan.block_ranged), (1, 1), "{plan:?}");
+    assert_eq!(plan.tables, 5);
+    assert_eq!((plan.key_ranged, plan.block_ranged), (2, 1), "{plan:?}");
+    let whole: Vec<String> = t
+        .query(
+            "SELECT table_name FROM dbsync.copy_piece WHERE kind = 'whole' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        whole,
+        ["audited", "small"],
+        "a table with user triggers is copied whole"
+    );
     assert!(plan.pieces >= 6, "{plan:?}");
     assert_eq!(plan.lanes, vec![1, 2, 3]);
     // The key bounds are production's values, read back exactly.
     let bounds: Vec<Vec<String>> = t
         .query(
-            "SELECT low FROM dbsync.copy_piece WHERE kind = 'keys' AND low IS NOT NULL",
+            "SELECT low FROM dbsync.copy_piece WHERE table_name = 'keyed' AND low IS NOT NULL",
             &[],
         )
         .await
@@ -103,7 +136,13 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
     assert_eq!(outs.iter().map(|o| o.pieces).sum::<u64>(), plan.pieces);
     // A lane that found nothing free may still have seen others' pieces in flight (`left`).
     assert!(outs.iter().all(|o| !o.more), "{outs:?}");
-    for table in ["app.keyed", "app.heap", "app.small"] {
+    for table in [
+        "app.keyed",
+        "app.heap",
+        "app.small",
+        "app.toasty",
+        "app.audited",
+    ] {
         assert_eq!(
             checksum(&dst, table).await,
             checksum(&src, table).await,
@@ -116,6 +155,12 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
     assert_eq!(finished["status"], "succeeded");
     assert_eq!(finished["tableRows"]["app.keyed"], 20000);
     assert_eq!(finished["tableRows"]["app.heap"], 15000);
+    let audited: i64 = t
+        .query_one("SELECT count(*) FROM app.audit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 0, "the trigger stayed quiet for copied rows");
     // A lane called again finds nothing left and copies nothing twice.
     let again = copy_lane(&config.env(), json!({"lane": 1}), budget())
         .await
@@ -125,4 +170,64 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
         checksum(&dst, "app.keyed").await,
         checksum(&src, "app.keyed").await
     );
+}
+
+#[tokio::test]
+async fn stop_waits_for_a_piece_being_loaded_and_no_piece_is_taken_after_it() {
+    let c = Cluster::shared();
+    let (src, dst) = (c.create_db("ps_src").await, c.create_db("ps_dst").await);
+    src.client()
+        .await
+        .batch_execute(&format!("{SCHEMA}{DATA}"))
+        .await
+        .unwrap();
+    let mut t = dst.client().await;
+    t.batch_execute(SCHEMA).await.unwrap();
+    dbsync_db::target::init_target(&mut t).await.unwrap();
+    let config = CopyConfig {
+        source: DbConfig::from_url(&src.url).unwrap(),
+        target: DbConfig::from_url(&dst.url).unwrap(),
+        selection: Selection::all(),
+        sync: Default::default(),
+        piece_bytes: 256 * 1024,
+        concurrency: 2,
+        fail_table: None,
+    };
+    let budget = |s| dbsync_db::Budget::from_now(std::time::Duration::from_secs(s));
+    plan_copy(&config.env(), json!({"action": "plan"}), budget(60))
+        .await
+        .unwrap();
+    // A lane mid-load: its claim (piece and run row locked) in an open transaction.
+    let lane = dst.client().await;
+    lane.batch_execute(
+        "BEGIN;
+         SELECT p.id FROM dbsync.copy_piece p JOIN dbsync.copy_run r ON r.execution = p.execution
+         WHERE NOT p.done AND NOT r.stopped ORDER BY p.id LIMIT 1
+         FOR UPDATE OF p SKIP LOCKED FOR KEY SHARE OF r;",
+    )
+    .await
+    .unwrap();
+    // Finish's round count is not held up by it (another round is due).
+    let finished = plan_copy(&config.env(), json!({"action": "finish"}), budget(60))
+        .await
+        .unwrap();
+    assert_eq!(finished["status"], "running", "{finished}");
+    // The stop marks the run at once, then waits for the load within its budget.
+    let stop = plan_copy(&config.env(), json!({"action": "stop"}), budget(3))
+        .await
+        .unwrap();
+    assert_eq!(stop["stopped"], false, "{stop}");
+    let after: LaneOutput = copy_lane(&config.env(), json!({"lane": 2}), budget(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.pieces, after.more),
+        (0, false),
+        "no piece taken after the stop"
+    );
+    lane.batch_execute("ROLLBACK").await.unwrap();
+    let stop = plan_copy(&config.env(), json!({"action": "stop"}), budget(60))
+        .await
+        .unwrap();
+    assert_eq!(stop["stopped"], true, "{stop}");
 }
