@@ -1,5 +1,6 @@
 //! A public sample database nobody here wrote, synced end to end through the
-//! CLI against a stale copy of itself: Chinook (data/chinook, MIT licence).
+//! CLI against a stale copy of itself, with each engine: Chinook (data/chinook,
+//! MIT licence).
 
 use std::process::Command;
 
@@ -63,7 +64,35 @@ async fn chinook_syncs_into_a_stale_copy_of_itself() {
     let indexes_before = verify::indexes(&c).await.unwrap();
     assert!(indexes_before.len() >= 11, "{indexes_before:?}");
 
-    let dir = std::env::temp_dir().join(format!("dbsync-chinook-{}", std::process::id()));
+    // Both engines, one after the other: the local replicator, then the
+    // Lambda engine's handlers (after production moved on again).
+    for (round, engine) in ["dms", "lambda"].into_iter().enumerate() {
+        if round > 0 {
+            prod.client()
+                .await
+                .batch_execute(
+                    "INSERT INTO artist (name) VALUES ('Another Artist');
+                     UPDATE track SET name = name || ' (remastered)' WHERE track_id % 50 = 0;
+                     DELETE FROM playlist_track WHERE playlist_id = 2;",
+                )
+                .await
+                .unwrap();
+        }
+        sync_and_check(&prod, &staging, engine, &fks_before, &indexes_before).await;
+    }
+}
+
+/// One `dbsync run` with `engine`, then staging equals production row for
+/// row with every FK, index and identity as before.
+async fn sync_and_check(
+    prod: &TestDb,
+    staging: &TestDb,
+    engine: &str,
+    fks_before: &verify::ForeignKeys,
+    indexes_before: &verify::ForeignKeys,
+) {
+    let c = staging.client().await;
+    let dir = std::env::temp_dir().join(format!("dbsync-chinook-{engine}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("production"), "1.4.5\n").unwrap();
     std::fs::write(dir.join("staging"), "1.4.5\n").unwrap();
@@ -77,7 +106,7 @@ async fn chinook_syncs_into_a_stale_copy_of_itself() {
             "--versions",
         ])
         .arg(&dir)
-        .arg("--json")
+        .args(["--json", "--engine", engine])
         .output()
         .expect("run dbsync");
     let _ = std::fs::remove_dir_all(&dir);
@@ -96,16 +125,16 @@ async fn chinook_syncs_into_a_stale_copy_of_itself() {
         verify::table_checksums(&c, &all).await.unwrap(),
     );
     assert_eq!(src.len(), 11);
-    assert_eq!(src, dst, "staging equals production row for row");
+    assert_eq!(src, dst, "staging equals production row for row ({engine})");
     assert_eq!(
         verify::foreign_keys(&c).await.unwrap(),
-        fks_before,
-        "every FK (and its comment) as before"
+        *fks_before,
+        "every FK (and its comment) as before ({engine})"
     );
     assert_eq!(
         verify::indexes(&c).await.unwrap(),
-        indexes_before,
-        "every index, dropped for the load and rebuilt, as before"
+        *indexes_before,
+        "every index, dropped for the load and rebuilt, as before ({engine})"
     );
     assert_eq!(
         verify::sequences_ahead(&c).await.unwrap(),
