@@ -284,10 +284,21 @@ fn samconfig_environments_are_complete_and_distinct() {
         for needed in ["TargetDbSecretArn=", "SubnetIds=", "SecurityGroupIds="] {
             assert!(params.contains(needed), "{needed} missing in {params}");
         }
-        assert!(
-            params.contains("ReplicationTaskArn=") != params.contains("ReplicationConfigArn="),
-            "exactly one of a task and a serverless config: {params}"
-        );
+        // The template's Rules: the Lambda engine reads production itself and
+        // names no DMS resource; DMS needs exactly one of a task and a serverless config.
+        if params.contains("CopyEngine=lambda") {
+            assert!(
+                params.contains("SourceDbSecretArn=arn")
+                    && !params.contains("ReplicationTaskArn=")
+                    && !params.contains("ReplicationConfigArn="),
+                "the Lambda engine: production's secret, no DMS: {params}"
+            );
+        } else {
+            assert!(
+                params.contains("ReplicationTaskArn=") != params.contains("ReplicationConfigArn="),
+                "exactly one of a task and a serverless config: {params}"
+            );
+        }
         let sql = params.contains("VersionSource=sql");
         assert!(
             if sql {
@@ -637,5 +648,90 @@ fn every_step_has_a_sample_event() {
     assert_eq!(
         found, steps,
         "events/<step>.json for every step, and only those"
+    );
+}
+
+/// The template's `Rules`, evaluated for parameter values: exactly one way of
+/// loading staging is accepted at deploy time, and the Lambda engine needs
+/// production's secret.
+#[test]
+fn the_rules_accept_exactly_one_engine() {
+    use serde_yaml_ng::Value as Y;
+    use std::collections::BTreeMap;
+    fn value(v: &Y, params: &BTreeMap<String, String>) -> String {
+        match v {
+            Y::String(s) => s.clone(),
+            Y::Tagged(t) if t.tag == "!Ref" => params[t.value.as_str().unwrap()].clone(),
+            other => panic!("no value for {other:?}"),
+        }
+    }
+    fn holds(v: &Y, params: &BTreeMap<String, String>) -> bool {
+        let Y::Tagged(t) = v else {
+            panic!("not a condition: {v:?}")
+        };
+        let args = t.value.as_sequence().expect("condition arguments");
+        match t.tag.to_string().as_str() {
+            "!Equals" => value(&args[0], params) == value(&args[1], params),
+            "!Not" => !holds(&args[0], params),
+            "!And" => args.iter().all(|a| holds(a, params)),
+            "!Or" => args.iter().any(|a| holds(a, params)),
+            other => panic!("unsupported {other}"),
+        }
+    }
+    let t = template();
+    let defaults: BTreeMap<String, String> = t["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, p)| {
+            let d = match &p["Default"] {
+                Y::String(s) => s.clone(),
+                Y::Number(n) => n.to_string(),
+                _ => String::new(),
+            };
+            (k.as_str().unwrap().to_owned(), d)
+        })
+        .collect();
+    let accepted = |overrides: &[(&str, &str)]| -> bool {
+        let mut params = defaults.clone();
+        params.insert("VersionBucket".into(), "versions".into());
+        for (k, v) in overrides {
+            params.insert((*k).into(), (*v).into());
+        }
+        t["Rules"].as_mapping().unwrap().values().all(|rule| {
+            let applies = rule.get("RuleCondition").is_none_or(|c| holds(c, &params));
+            !applies
+                || rule["Assertions"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .all(|a| holds(&a["Assert"], &params))
+        })
+    };
+    let task = (
+        "ReplicationTaskArn",
+        "arn:aws:dms:us-east-1:123456789012:task:T",
+    );
+    let config = (
+        "ReplicationConfigArn",
+        "arn:aws:dms:us-east-1:123456789012:replication-config:C",
+    );
+    let source = (
+        "SourceDbSecretArn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod",
+    );
+    let lambda = ("CopyEngine", "lambda");
+    assert!(accepted(&[task]));
+    assert!(accepted(&[config]));
+    assert!(accepted(&[lambda, source]));
+    assert!(!accepted(&[]), "no engine");
+    assert!(!accepted(&[task, config]), "two DMS resources");
+    assert!(
+        !accepted(&[lambda, source, task]),
+        "the Lambda engine with DMS"
+    );
+    assert!(
+        !accepted(&[lambda]),
+        "the Lambda engine without production's secret"
     );
 }
