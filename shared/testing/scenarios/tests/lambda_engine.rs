@@ -169,22 +169,30 @@ async fn a_piece_whose_session_dies_mid_copy_is_copied_again_without_duplicates(
 }
 
 #[tokio::test]
-async fn a_lane_cut_off_by_its_time_limit_is_retried_and_leaves_no_duplicates() {
+async fn lanes_cut_off_by_their_time_limit_or_lost_after_their_work_are_retried_without_duplicates()
+{
     let h = Harness::lambda_engine(SyncConfig::default(), 512 * KB).await;
     grow_events(&h, 60_000).await;
     // Both lanes' first invocations are cut off mid-work, as Lambda does at its timeout.
     h.fail_step("copy-piece", StepFault::Timeout(Duration::from_millis(60)));
     h.fail_step("copy-piece", StepFault::Timeout(Duration::from_millis(90)));
+    // And one that did its work and then died as Lambda reports it: Lambda.Unknown.
+    h.fail_step(
+        "copy-piece",
+        StepFault::After("Lambda.Unknown".into(), "Unhandled".into()),
+    );
     let ex = h.run().await;
     ex.assert_succeeded();
     h.assert_synced().await;
     assert_queue_done(&h).await;
-    let timed_out = h
-        .invocations()
-        .into_iter()
-        .filter(|(s, e)| s == "copy-piece" && e.as_deref() == Some("Sandbox.Timedout"))
-        .count();
-    assert_eq!(timed_out, 2, "{:?}", h.invocations());
+    let failed = |name: &str| {
+        h.invocations()
+            .into_iter()
+            .filter(|(s, e)| s == "copy-piece" && e.as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!(failed("Sandbox.Timedout"), 2, "{:?}", h.invocations());
+    assert_eq!(failed("Lambda.Unknown"), 1, "{:?}", h.invocations());
 }
 
 #[tokio::test]
