@@ -47,43 +47,58 @@ async fn checksum(db: &TestDb, table: &str) -> (i64, String) {
     (r.get(0), r.get(1))
 }
 
-#[tokio::test]
-async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
+/// Production with the schema and data, staging with the schema and
+/// `staging_sql`, opted in; the engine's settings for the pair.
+async fn pair(
+    name: &str,
+    staging_sql: &str,
+    selection: Selection,
+    concurrency: u32,
+) -> (TestDb, TestDb, CopyConfig) {
     let c = Cluster::shared();
-    let (src, dst) = (c.create_db("pc_src").await, c.create_db("pc_dst").await);
+    let (src, dst) = (
+        c.create_db(&format!("{name}_src")).await,
+        c.create_db(&format!("{name}_dst")).await,
+    );
     src.client()
         .await
         .batch_execute(&format!("{SCHEMA}{DATA}"))
         .await
         .unwrap();
     let mut t = dst.client().await;
-    t.batch_execute(SCHEMA).await.unwrap();
-    t.batch_execute(
-        "INSERT INTO app.small VALUES (9, 'stale'); INSERT INTO app.heap VALUES (-1, 'stale')",
-    )
-    .await
-    .unwrap();
-    t.batch_execute(
-        "CREATE TABLE app.audit (n int);
-         CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO app.audit VALUES (1); RETURN NEW; END$$;
-         CREATE TRIGGER audit AFTER INSERT ON app.audited FOR EACH ROW EXECUTE FUNCTION app.audit();",
-    )
-    .await
-    .unwrap();
+    t.batch_execute(&format!("{SCHEMA}{staging_sql}"))
+        .await
+        .unwrap();
     dbsync_db::target::init_target(&mut t).await.unwrap();
     let config = CopyConfig {
         source: DbConfig::from_url(&src.url).unwrap(),
         target: DbConfig::from_url(&dst.url).unwrap(),
-        selection: Selection::from_json(
+        selection,
+        sync: Default::default(),
+        piece_bytes: 256 * 1024,
+        concurrency,
+        fail_table: None,
+    };
+    (src, dst, config)
+}
+
+#[tokio::test]
+async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
+    let (src, dst, config) = pair(
+        "pc",
+        "INSERT INTO app.small VALUES (9, 'stale'); INSERT INTO app.heap VALUES (-1, 'stale');
+         CREATE TABLE app.audit (n int);
+         CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO app.audit VALUES (1); RETURN NEW; END$$;
+         CREATE TRIGGER audit AFTER INSERT ON app.audited FOR EACH ROW EXECUTE FUNCTION app.audit();",
+        Selection::from_json(
             r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "app", "object-locator": {"schema-name": "app", "table-name": "%"}, "rule-action": "include"},
                           {"rule-type": "selection", "rule-id": "2", "rule-name": "not-audit", "object-locator": {"schema-name": "app", "table-name": "audit"}, "rule-action": "exclude"}]}"#,
         )
         .unwrap(),
-        sync: Default::default(),
-        piece_bytes: 256 * 1024,
-        concurrency: 3,
-        fail_table: None,
-    };
+        3,
+    )
+    .await;
+    let t = dst.client().await;
     let budget = || dbsync_db::Budget::from_now(std::time::Duration::from_secs(120));
     let plan: PlanOutput = serde_json::from_value(
         plan_copy(&config.env(), json!({"action": "plan"}), budget())
@@ -174,25 +189,7 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
 
 #[tokio::test]
 async fn stop_waits_for_a_piece_being_loaded_and_no_piece_is_taken_after_it() {
-    let c = Cluster::shared();
-    let (src, dst) = (c.create_db("ps_src").await, c.create_db("ps_dst").await);
-    src.client()
-        .await
-        .batch_execute(&format!("{SCHEMA}{DATA}"))
-        .await
-        .unwrap();
-    let mut t = dst.client().await;
-    t.batch_execute(SCHEMA).await.unwrap();
-    dbsync_db::target::init_target(&mut t).await.unwrap();
-    let config = CopyConfig {
-        source: DbConfig::from_url(&src.url).unwrap(),
-        target: DbConfig::from_url(&dst.url).unwrap(),
-        selection: Selection::all(),
-        sync: Default::default(),
-        piece_bytes: 256 * 1024,
-        concurrency: 2,
-        fail_table: None,
-    };
+    let (_src, dst, config) = pair("ps", "", Selection::all(), 2).await;
     let budget = |s| dbsync_db::Budget::from_now(std::time::Duration::from_secs(s));
     plan_copy(&config.env(), json!({"action": "plan"}), budget(60))
         .await

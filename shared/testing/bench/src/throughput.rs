@@ -298,21 +298,18 @@ pub async fn run(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
             }
         }
         let (ours, theirs) = (median(ours), median(theirs));
-        let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
-        ratios.push(ratio);
-        let rate = |t: Duration| d.mb / t.as_secs_f64();
-        rows.push(Row {
-            section: "1",
-            what: format!(
+        let row = against_pipe(
+            "1",
+            format!(
                 "whole `dbsync run --parallelism {PARALLEL}`, {} dataset, {:.0} MB: vs per-table binary psql COPY pipe, {PARALLEL} tables at a time",
                 d.name, d.mb
             ),
-            dbsync: format!("{:.1} MB/s ({:.1} s)", rate(ours), ours.as_secs_f64()),
-            reference: format!("{:.1} MB/s ({:.1} s)", rate(theirs), theirs.as_secs_f64()),
-            ratio: format!("{ratio:.2}×"),
-            goal: "≥ 1.0×".into(),
-            met: Some(ratio >= 1.0),
-        });
+            d.mb,
+            ours,
+            theirs,
+        );
+        ratios.push(theirs.as_secs_f64() / ours.as_secs_f64());
+        rows.push(row);
         datasets.push((d, ours));
     }
     let (even, skewed) = (ratios[0], ratios[1]);
@@ -476,6 +473,27 @@ async fn freeze(c: &Cluster, d: &Dataset, notes: &mut Vec<String>) -> Row {
     }
 }
 
+/// A whole run against the binary pipe: rates, times, the ratio (goal ≥ 1.0×).
+fn against_pipe(
+    section: &'static str,
+    what: String,
+    mb: f64,
+    ours: Duration,
+    theirs: Duration,
+) -> Row {
+    let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
+    let rate = |t: Duration| mb / t.as_secs_f64();
+    Row {
+        section,
+        what,
+        dbsync: format!("{:.1} MB/s ({:.1} s)", rate(ours), ours.as_secs_f64()),
+        reference: format!("{:.1} MB/s ({:.1} s)", rate(theirs), theirs.as_secs_f64()),
+        ratio: format!("{ratio:.2}×"),
+        goal: "≥ 1.0×".into(),
+        met: Some(ratio >= 1.0),
+    }
+}
+
 /// Row 9: the Lambda engine's handlers (plan-copy, then copy-piece lanes, in
 /// this process through the deployed definition: `dbsync run --engine
 /// lambda`) against the binary pipe and the local replicator, 4 at a time.
@@ -508,20 +526,16 @@ pub async fn lambda_engine(args: &Args, notes: &mut Vec<String>) -> Vec<Row> {
             }
         }
         let (ours, replicator, theirs) = (median(ours), median(replicator), median(theirs));
-        let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
-        let rate = |t: Duration| d.mb / t.as_secs_f64();
-        rows.push(Row {
-            section: "9",
-            what: format!(
+        rows.push(against_pipe(
+            "9",
+            format!(
                 "whole `dbsync run --engine lambda --parallelism {LANES} --piece-mb {piece_mb}` (plan-copy + {LANES} copy-piece lanes in-process), {} dataset, {:.0} MB: vs per-table binary psql COPY pipe, {LANES} tables at a time",
                 d.name, d.mb
             ),
-            dbsync: format!("{:.1} MB/s ({:.1} s)", rate(ours), ours.as_secs_f64()),
-            reference: format!("{:.1} MB/s ({:.1} s)", rate(theirs), theirs.as_secs_f64()),
-            ratio: format!("{ratio:.2}×"),
-            goal: "≥ 1.0×".into(),
-            met: Some(ratio >= 1.0),
-        });
+            d.mb,
+            ours,
+            theirs,
+        ));
         rows.push(Row {
             section: "9",
             what: format!(
