@@ -17,8 +17,10 @@ const RUNS: usize = 15;
 
 /// What every function reads at start. The event itself may fail (no
 /// database, no AWS), which is fine here: only the start is timed.
-const LAMBDA_ENV: [(&str, &str); 8] = [
+const LAMBDA_ENV: [(&str, &str); 9] = [
     ("DATABASE_URL", "postgres://bench@127.0.0.1:1/none"),
+    // The Lambda engine's functions read production too.
+    ("SOURCE_DATABASE_URL", "postgres://bench@127.0.0.1:1/none"),
     (
         "STATE_MACHINE_ARN",
         "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
