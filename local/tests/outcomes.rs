@@ -628,6 +628,27 @@ async fn strict_mode_refuses_a_new_column_and_deterministic_runs_repeat_themselv
         first,
         "byte-identical again"
     );
+    // The Lambda engine's copy applies the very same masks, in flight.
+    let lambda = Command::new(BIN)
+        .args(["run", "--source", &p.prod.url, "--target", &p.staging.url])
+        .args([
+            "--version-query",
+            "SELECT '1'",
+            "--json",
+            "--engine",
+            "lambda",
+            "--config",
+        ])
+        .arg(&cfg)
+        .env("DBSYNC_MASK_SALT", "sixteen characters or more")
+        .output()
+        .unwrap();
+    assert!(lambda.status.success(), "{}", text(&lambda));
+    assert_eq!(
+        masked(p.staging.clone()).await,
+        first,
+        "the Lambda engine masks byte for byte as the local copy does"
+    );
     assert!(run("another salt of sixteen+").status.success());
     assert_ne!(
         masked(p.staging.clone()).await,

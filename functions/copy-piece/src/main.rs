@@ -11,7 +11,13 @@ use dbsync_workflow::lambda::serve;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     serve(
-        async { CopyEnv::from_env("dbsync-copy-piece", Some(Arc::new(SecretsManager::lazy()))) },
+        async {
+            let secrets: Arc<SecretsManager> = Arc::new(SecretsManager::lazy());
+            let mut env = CopyEnv::from_env("dbsync-copy-piece", Some(secrets.clone()))?;
+            // deterministic: true reads its salt once per cold start.
+            env.step.sync = dbsync_db::env::salted(env.step.sync, Some(secrets)).await?;
+            Ok(env)
+        },
         |env, event, deadline| copy_lane(env, event, env.step.budget(deadline.instant())),
     )
     .await

@@ -17,7 +17,7 @@
 //! | `SYNC_CONFIG` | the sync configuration file (data rules, `after_sync`); the build packages it | none |
 //! | `LEASE_TTL_SECONDS` | the longest a run lease lasts (the state machine's time limit) | 86400 |
 //! | `COPY_ENGINE` | `dms` or `lambda` (masks applied in flight, every index dropped for the load) | `dms` |
-//! | `MASK_SALT_SECRET_ARN` / `DBSYNC_MASK_SALT` | the deterministic data rules' salt: a secret holding it, or the value (lease, after-load; see [`salted`]) | none |
+//! | `MASK_SALT_SECRET_ARN` / `DBSYNC_MASK_SALT` | the deterministic data rules' salt: a secret holding it, or the value (lease, after-load, plan-copy, copy-piece; see [`salted`]) | none |
 
 use std::{
     path::PathBuf,
