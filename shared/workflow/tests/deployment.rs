@@ -439,12 +439,13 @@ fn the_ca_bundle_is_packaged_where_the_template_looks() {
             );
         }
         // The sync configuration: read by the lease (checks the rules before any
-        // change), after-load (applies them) and the Lambda engine (applies them
-        // in flight), packaged beside the database functions.
+        // change), drop-fks (keeps masked columns' unique indexes), after-load
+        // (applies the rules) and the Lambda engine (applies them in flight),
+        // packaged beside the database functions.
         let reads_config = variables["SYNC_CONFIG"].as_str() == Some("/var/task/dbsync.yml");
         assert_eq!(
             reads_config,
-            ["lease", "after-load", "plan-copy", "copy-piece"].contains(&step),
+            ["lease", "drop-fks", "after-load", "plan-copy", "copy-piece"].contains(&step),
             "{pascal}Function: SYNC_CONFIG"
         );
         assert!(!reads_config || db_binaries.contains(step));
