@@ -54,6 +54,12 @@ use crate::{
 /// Rounds of lanes after which pieces still not done are an error.
 pub const MAX_ROUNDS: i32 = 5;
 
+/// How long after the stop lanes may still be loading: every lane ends within
+/// one copy-piece invocation (15 minutes) and its retries' backoff; past
+/// this a session outlived its Lambda, and restoring beside it would break
+/// its load (`CopyStillRunning`, the keys stay saved).
+pub const MAX_STOP_WAIT: Duration = Duration::from_secs(30 * 60);
+
 /// The Lambda engine's configuration.
 pub struct CopyEnv {
     /// Staging (`db`), production (`source`, required), the selection and rules.
@@ -215,6 +221,8 @@ const CREATE_QUEUE: &str = "
 CREATE TABLE IF NOT EXISTS dbsync.copy_run (
     execution  text PRIMARY KEY,
     stopped    boolean NOT NULL DEFAULT false,
+    -- When the stop was first asked for: the wait for loading lanes is bounded from it.
+    stopped_at timestamptz,
     rounds     int4 NOT NULL DEFAULT 0,
     planned_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -794,13 +802,17 @@ async fn stop(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<StopOu
     let run = input.run();
     // First no lane takes another piece: committed at once (no lock is in
     // its way), and every claim after it sees it.
-    staging
-        .execute(
-            "UPDATE dbsync.copy_run SET stopped = true WHERE execution = $1",
+    let waited: Option<f64> = staging
+        .query_opt(
+            "UPDATE dbsync.copy_run SET stopped = true, stopped_at = coalesce(stopped_at, pg_catalog.now())
+             WHERE execution = $1
+             RETURNING pg_catalog.date_part('epoch', pg_catalog.now() - stopped_at)::float8",
             &[&run],
         )
         .await
-        .map_err(err)?;
+        .map_err(err)?
+        .map(|r| r.get(0));
+
     // Then wait for the lanes still loading (each holds the run row FOR KEY
     // SHARE), within this invocation and below the session's statement cap.
     let wait = budget
@@ -822,11 +834,17 @@ async fn stop(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<StopOu
         .await
     {
         Ok(_) => Ok(StopOutput { stopped: true }),
-        // Still loading: the state machine waits and asks again.
+        // Still loading: the state machine waits and asks again, for a while.
         Err(e)
             if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
                 || e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
         {
+            if waited.is_some_and(|w| w > MAX_STOP_WAIT.as_secs_f64()) {
+                return Err(StepError::CopyStillRunning(format!(
+                    "copy workers were still loading pieces {} minutes after the stop",
+                    MAX_STOP_WAIT.as_secs() / 60
+                )));
+            }
             Ok(StopOutput { stopped: false })
         }
         Err(e) => Err(err(e)),

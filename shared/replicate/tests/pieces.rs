@@ -222,6 +222,16 @@ async fn stop_waits_for_a_piece_being_loaded_and_no_piece_is_taken_after_it() {
         (0, false),
         "no piece taken after the stop"
     );
+    // A session that outlives every Lambda's life: the stop gives up by name.
+    dst.client()
+        .await
+        .batch_execute("UPDATE dbsync.copy_run SET stopped_at = now() - interval '31 minutes'")
+        .await
+        .unwrap();
+    let e = plan_copy(&config.env(), json!({"action": "stop"}), budget(2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "CopyStillRunning", "{e}");
     lane.batch_execute("ROLLBACK").await.unwrap();
     let stop = plan_copy(&config.env(), json!({"action": "stop"}), budget(60))
         .await

@@ -213,6 +213,11 @@ pub enum StepError {
     #[error("{0} did not copy within one invocation; nothing of it was kept — lower CopyPieceMb (COPY_PIECE_MB) or raise the copy-piece function's timeout, and run again")]
     CopyPieceTooLarge(String),
 
+    /// The Lambda engine: after a failure, copy sessions went on loading
+    /// past any Lambda's life; the keys were left saved.
+    #[error("{0}; the foreign keys and indexes stay saved (restoring beside a load would break it) — end the sessions named dbsync-copy-piece in staging's pg_stat_activity, then run the sync (or restore-fks) again")]
+    CopyStillRunning(String),
+
     /// The Lambda engine: pieces were still not copied after several rounds.
     #[error("{0}; the copy stopped and staging was put back — find the session holding them in staging's pg_stat_activity (application_name dbsync-copy-piece), then run again")]
     CopyIncomplete(String),
@@ -313,6 +318,9 @@ pub(crate) mod tests {
             StepError::DetachedStatementFailed("validating public.a.fk".into()),
             StepError::IndexRebuildFailed("public.users_email_key: duplicate key".into()),
             StepError::CopyPieceTooLarge("piece 3 of app.events (512 MB)".into()),
+            StepError::CopyStillRunning(
+                "copy workers were still loading pieces 30 minutes after the stop".into(),
+            ),
             StepError::CopyIncomplete("2 piece(s) still not copied after 5 rounds".into()),
         ]
     }
