@@ -240,7 +240,9 @@ CREATE TABLE IF NOT EXISTS dbsync.copy_piece (
     done        boolean NOT NULL DEFAULT false,
     rows        int8,
     PRIMARY KEY (execution, id)
-)";
+);
+-- The claim's path: pieces still to do, in order, without walking the done ones.
+CREATE INDEX IF NOT EXISTS copy_piece_todo ON dbsync.copy_piece (execution, id) WHERE NOT done";
 
 const NEW_RUN: &str = "INSERT INTO dbsync.copy_run (execution) VALUES ($1)";
 

@@ -294,7 +294,9 @@ async fn five_thousand_tables_keep_the_state_small() {
             out
         }
     });
+    let copying = std::time::Instant::now();
     let outs = futures_util::future::join_all(lanes).await;
+    let copy_seconds = copying.elapsed().as_secs_f64();
     assert!(
         outs.iter().all(|o| !o.more),
         "one invocation per lane: {outs:?}"
@@ -320,4 +322,5 @@ async fn five_thousand_tables_keep_the_state_small() {
         "{TABLES} tables: plan output {plan_bytes} B, finish output {finish_bytes} B, lanes {:?}",
         outs.iter().map(|o| o.pieces).collect::<Vec<_>>()
     );
+    println!("{TABLES} tables copied by 4 lanes in {copy_seconds:.1} s");
 }
