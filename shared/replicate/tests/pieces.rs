@@ -34,6 +34,19 @@ INSERT INTO app.audited SELECT g, repeat('a', 100) FROM generate_series(1, 8000)
 ANALYZE;
 "#;
 
+/// The first column of every row `sql` returns.
+async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> Vec<T> {
+    c.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 async fn checksum(db: &TestDb, table: &str) -> (i64, String) {
     let r = db
         .client()
@@ -45,6 +58,25 @@ async fn checksum(db: &TestDb, table: &str) -> (i64, String) {
         .await
         .unwrap();
     (r.get(0), r.get(1))
+}
+
+/// The engine's settings for copying `src` into `dst`.
+fn copy_config(
+    src: &TestDb,
+    dst: &TestDb,
+    selection: Selection,
+    piece_bytes: i64,
+    concurrency: u32,
+) -> CopyConfig {
+    CopyConfig {
+        source: DbConfig::from_url(&src.url).unwrap(),
+        target: DbConfig::from_url(&dst.url).unwrap(),
+        selection,
+        sync: Default::default(),
+        piece_bytes,
+        concurrency,
+        fail_table: None,
+    }
 }
 
 /// Production with the schema and data, staging with the schema and
@@ -70,15 +102,7 @@ async fn pair(
         .await
         .unwrap();
     dbsync_db::target::init_target(&mut t).await.unwrap();
-    let config = CopyConfig {
-        source: DbConfig::from_url(&src.url).unwrap(),
-        target: DbConfig::from_url(&dst.url).unwrap(),
-        selection,
-        sync: Default::default(),
-        piece_bytes: 256 * 1024,
-        concurrency,
-        fail_table: None,
-    };
+    let config = copy_config(&src, &dst, selection, 256 * 1024, concurrency);
     (src, dst, config)
 }
 
@@ -108,16 +132,11 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
     .unwrap();
     assert_eq!(plan.tables, 5);
     assert_eq!((plan.key_ranged, plan.block_ranged), (2, 1), "{plan:?}");
-    let whole: Vec<String> = t
-        .query(
-            "SELECT table_name FROM dbsync.copy_piece WHERE kind = 'whole' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let whole: Vec<String> = column(
+        &t,
+        "SELECT table_name FROM dbsync.copy_piece WHERE kind = 'whole' ORDER BY 1",
+    )
+    .await;
     assert_eq!(
         whole,
         ["audited", "small"],
@@ -126,16 +145,11 @@ async fn key_and_block_ranges_copy_every_row_exactly_once_with_lanes_at_once() {
     assert!(plan.pieces >= 6, "{plan:?}");
     assert_eq!(plan.lanes, vec![1, 2, 3]);
     // The key bounds are production's values, read back exactly.
-    let bounds: Vec<Vec<String>> = t
-        .query(
-            "SELECT low FROM dbsync.copy_piece WHERE table_name = 'keyed' AND low IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let bounds: Vec<Vec<String>> = column(
+        &t,
+        "SELECT low FROM dbsync.copy_piece WHERE table_name = 'keyed' AND low IS NOT NULL",
+    )
+    .await;
     assert!(bounds.iter().all(|b| b.len() == 3), "{bounds:?}");
     // Three lanes at once, each with its own sessions, as three Lambdas.
     let lanes = plan.lanes.iter().map(|lane| {
@@ -266,15 +280,7 @@ async fn five_thousand_tables_keep_the_state_small() {
     let mut t = dst.client().await;
     t.batch_execute(&ddl).await.unwrap();
     dbsync_db::target::init_target(&mut t).await.unwrap();
-    let config = CopyConfig {
-        source: DbConfig::from_url(&src.url).unwrap(),
-        target: DbConfig::from_url(&dst.url).unwrap(),
-        selection: Selection::all(),
-        sync: Default::default(),
-        piece_bytes: 512 * 1024 * 1024,
-        concurrency: 4,
-        fail_table: None,
-    };
+    let config = copy_config(&src, &dst, Selection::all(), 512 * 1024 * 1024, 4);
     let budget = || dbsync_db::Budget::from_now(std::time::Duration::from_secs(300));
     let plan = plan_copy(&config.env(), json!({"action": "plan"}), budget())
         .await
