@@ -119,16 +119,10 @@ impl Selection {
     /// Reads `TABLE_MAPPINGS` (the JSON itself) or `TABLE_MAPPINGS_FILE` (a path);
     /// neither means every table.
     pub fn from_env() -> Result<Self, StepError> {
-        if let Some(text) = config::var(dbsync_workflow::vars::TABLE_MAPPINGS) {
-            return Self::from_json(&text);
+        match config::table_mappings()? {
+            Some(text) => Self::from_json(&text),
+            None => Ok(Self::all()),
         }
-        if let Some(path) = config::var(dbsync_workflow::vars::TABLE_MAPPINGS_FILE) {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
-            })?;
-            return Self::from_json(&text);
-        }
-        Ok(Self::all())
     }
 
     /// Whether a table takes part in the sync.

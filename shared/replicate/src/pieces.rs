@@ -46,7 +46,7 @@ use tokio_postgres::{types::Type, Client};
 use crate::{
     copy::{block_filter, load, name_mask_rules, Load},
     plan::{
-        block_ranges, key_bounds, pieces_by_size, plan, primary_key, version_and_block_size,
+        block_ranges, key_bounds, pieces_by_size, plan, primary_key, version_and_block_size, Key,
         TableCopy,
     },
 };
@@ -536,6 +536,8 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
     staging.batch_execute(SESSION).await.map_err(err)?;
     source.batch_execute(SESSION).await.map_err(err)?;
     let started = Instant::now();
+    // Each key-ranged table's key, read from production once per invocation.
+    let mut keys: BTreeMap<(String, String), Option<Key>> = BTreeMap::new();
     loop {
         let limit = budget.statement_timeout(env.step.timeouts.statement);
         staging
@@ -585,7 +587,8 @@ async fn lane(env: &CopyEnv, input: &CopyInput, budget: Budget) -> Result<LaneOu
                     "{schema_name}.{table_name} is no longer a synced table of production"
                 ))
             })?;
-            let how = piece_load(&source, t, &kind, low.as_deref(), high.as_deref()).await?;
+            let how = piece_load(&source, t, &mut keys, &kind, low.as_deref(), high.as_deref())
+                .await?;
             let format = compat
                 .formats
                 .get(&(t.schema.clone(), t.name.clone()))
@@ -675,6 +678,7 @@ impl From<&tokio_postgres::Row> for Claimed {
 async fn piece_load(
     source: &Client,
     t: &TableCopy,
+    keys: &mut BTreeMap<(String, String), Option<Key>>,
     kind: &str,
     low: Option<&[String]>,
     high: Option<&[String]>,
@@ -688,7 +692,12 @@ async fn piece_load(
     match kind {
         "whole" => Ok(Load::Whole { freeze: true }),
         "keys" => {
-            let key = primary_key(source, t).await?.ok_or_else(changed)?;
+            let table = (t.schema.clone(), t.name.clone());
+            if !keys.contains_key(&table) {
+                let key = primary_key(source, t).await?;
+                keys.insert(table.clone(), key);
+            }
+            let key = keys[&table].as_ref().ok_or_else(changed)?;
             key.filter(low, high).map(Load::Part).ok_or_else(changed)
         }
         "blocks" => {

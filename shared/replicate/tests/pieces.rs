@@ -87,22 +87,36 @@ async fn pair(
     selection: Selection,
     concurrency: u32,
 ) -> (TestDb, TestDb, CopyConfig) {
+    pair_of(
+        name,
+        &format!("{SCHEMA}{DATA}"),
+        &format!("{SCHEMA}{staging_sql}"),
+        selection,
+        256 * 1024,
+        concurrency,
+    )
+    .await
+}
+
+/// Production from `source_sql`, staging from `staging_sql` and opted in.
+async fn pair_of(
+    name: &str,
+    source_sql: &str,
+    staging_sql: &str,
+    selection: Selection,
+    piece_bytes: i64,
+    concurrency: u32,
+) -> (TestDb, TestDb, CopyConfig) {
     let c = Cluster::shared();
     let (src, dst) = (
         c.create_db(&format!("{name}_src")).await,
         c.create_db(&format!("{name}_dst")).await,
     );
-    src.client()
-        .await
-        .batch_execute(&format!("{SCHEMA}{DATA}"))
-        .await
-        .unwrap();
+    src.client().await.batch_execute(source_sql).await.unwrap();
     let mut t = dst.client().await;
-    t.batch_execute(&format!("{SCHEMA}{staging_sql}"))
-        .await
-        .unwrap();
+    t.batch_execute(staging_sql).await.unwrap();
     dbsync_db::target::init_target(&mut t).await.unwrap();
-    let config = copy_config(&src, &dst, selection, 256 * 1024, concurrency);
+    let config = copy_config(&src, &dst, selection, piece_bytes, concurrency);
     (src, dst, config)
 }
 
@@ -259,8 +273,6 @@ async fn stop_waits_for_a_piece_being_loaded_and_no_piece_is_taken_after_it() {
 #[tokio::test]
 async fn five_thousand_tables_keep_the_state_small() {
     const TABLES: usize = 5000;
-    let c = Cluster::shared();
-    let (src, dst) = (c.create_db("many_src").await, c.create_db("many_dst").await);
     let ddl = format!(
         "CREATE SCHEMA many;
          DO $$BEGIN FOR i IN 1..{TABLES} LOOP
@@ -272,15 +284,15 @@ async fn five_thousand_tables_keep_the_state_small() {
            EXECUTE format('INSERT INTO many.t%s VALUES (1, ''x''), (2, ''y'')', i);
          END LOOP; END$$;"
     );
-    src.client()
-        .await
-        .batch_execute(&format!("{ddl}{rows}"))
-        .await
-        .unwrap();
-    let mut t = dst.client().await;
-    t.batch_execute(&ddl).await.unwrap();
-    dbsync_db::target::init_target(&mut t).await.unwrap();
-    let config = copy_config(&src, &dst, Selection::all(), 512 * 1024 * 1024, 4);
+    let (_src, _dst, config) = pair_of(
+        "many",
+        &format!("{ddl}{rows}"),
+        &ddl,
+        Selection::all(),
+        512 * 1024 * 1024,
+        4,
+    )
+    .await;
     let budget = || dbsync_db::Budget::from_now(std::time::Duration::from_secs(300));
     let plan = plan_copy(&config.env(), json!({"action": "plan"}), budget())
         .await

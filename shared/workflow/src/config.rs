@@ -94,6 +94,20 @@ pub fn number(name: &str, default: u64, max: u64) -> Result<u64, StepError> {
     }
 }
 
+/// The table-mapping JSON from `TABLE_MAPPINGS` (the text) or
+/// `TABLE_MAPPINGS_FILE` (a path); `None` when neither is set.
+pub fn table_mappings() -> Result<Option<String>, StepError> {
+    if let Some(text) = var(crate::vars::TABLE_MAPPINGS) {
+        return Ok(Some(text));
+    }
+    match var(crate::vars::TABLE_MAPPINGS_FILE) {
+        Some(path) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
+            StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
+        }),
+        None => Ok(None),
+    }
+}
+
 /// How staging is loaded (`COPY_ENGINE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CopyEngine {

@@ -64,16 +64,7 @@ impl PreflightConfig {
                 (super::replication::ReplicationKind::Task, String::new())
             }
         };
-        let table_mappings = match (
-            crate::config::var(crate::vars::TABLE_MAPPINGS),
-            crate::config::var(crate::vars::TABLE_MAPPINGS_FILE),
-        ) {
-            (Some(text), _) => Some(text),
-            (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
-                StepError::Configuration(format!("cannot read TABLE_MAPPINGS_FILE {path}: {e}"))
-            })?),
-            (None, None) => None,
-        };
+        let table_mappings = crate::config::table_mappings()?;
         Ok(Self {
             engine,
             table_mappings,

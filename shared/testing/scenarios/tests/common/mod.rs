@@ -617,29 +617,39 @@ impl Harness {
                 ))
             }
         };
-        let db = staging_db();
         let lambda = engine == CopyEngine::Lambda;
-        let copy_sync = sync.clone();
-        let (prod_url, copy_selection) = (prod.url.clone(), selection.clone());
-        let copy = Box::new(move || CopyEnv {
-            step: StepEnv {
-                db: staging_db(),
-                source: Some(Db::new(
-                    DbConfig::from_url(&prod_url)
-                        .expect("prod URL")
-                        .with_timeouts(timeouts),
-                )),
-                lease_ttl: dbsync_db::lease::DEFAULT_TTL,
-                refresh_views: true,
-                selection: copy_selection.clone(),
-                timeouts,
-                orphan_policy: OrphanPolicy::Fail,
-                margin: Duration::from_secs(15),
-                sync: copy_sync.clone(),
-                masked_in_flight: true,
-                index_drop: dbsync_db::indexes::IndexDrop::All,
-                index_jobs: 2,
+        // What every database function gets: staging through the secret,
+        // production reached directly (a deployment with SourceDbSecretArn);
+        // a fresh one per Lambda engine invocation (own sessions, as each Lambda).
+        let prod_url = prod.url.clone();
+        let env_selection = selection.clone();
+        let step_env = move || StepEnv {
+            db: staging_db(),
+            source: Some(Db::new(
+                DbConfig::from_url(&prod_url)
+                    .expect("prod URL")
+                    .with_timeouts(timeouts),
+            )),
+            lease_ttl: dbsync_db::lease::DEFAULT_TTL,
+            refresh_views: true,
+            selection: env_selection.clone(),
+            timeouts,
+            orphan_policy: OrphanPolicy::Fail,
+            margin: Duration::from_secs(15),
+            sync: sync.clone(),
+            // DMS writes raw rows: the after-load step masks them; the
+            // Lambda engine masks in flight and needs no key for lookups.
+            masked_in_flight: lambda,
+            index_drop: if lambda {
+                dbsync_db::indexes::IndexDrop::All
+            } else {
+                dbsync_db::indexes::IndexDrop::AllButPrimaryKeys
             },
+            index_jobs: 2,
+        };
+        let db_env = step_env();
+        let copy = Box::new(move || CopyEnv {
+            step: step_env(),
             piece_bytes,
             concurrency: 2,
             fail_table: None,
@@ -647,31 +657,7 @@ impl Harness {
         let kind =
             ReplicationKind::of(&dms.task_arn()).expect("the fake's ARN is a task or a config");
         let steps = Arc::new(Steps {
-            db: StepEnv {
-                db,
-                // Production reached directly (a deployment with SourceDbSecretArn).
-                source: Some(Db::new(
-                    DbConfig::from_url(&prod.url)
-                        .expect("prod URL")
-                        .with_timeouts(timeouts),
-                )),
-                lease_ttl: dbsync_db::lease::DEFAULT_TTL,
-                refresh_views: true,
-                selection: selection.clone(),
-                timeouts,
-                orphan_policy: OrphanPolicy::Fail,
-                margin: Duration::from_secs(15),
-                sync,
-                // DMS writes raw rows: the after-load step masks them; the
-                // Lambda engine masks in flight and needs no key for lookups.
-                masked_in_flight: lambda,
-                index_drop: if lambda {
-                    dbsync_db::indexes::IndexDrop::All
-                } else {
-                    dbsync_db::indexes::IndexDrop::AllButPrimaryKeys
-                },
-                index_jobs: 2,
-            },
+            db: db_env,
             versions: S3Source::new(s3, bucket, prod_key.into(), staging_key.into()),
             start_task: Replication::new(kind, dms_client.clone()),
             poll_task: Replication::new(kind, dms_client).with_table_statistics(),
